@@ -1,0 +1,31 @@
+/** Message texts, kept apart from the logic that raises them. */
+export const MESSAGES = {
+  invalidOptions: (issues: string[]) =>
+    `Invalid AuditModule options:\n${issues.map((issue) => `  - ${issue}`).join('\n')}\n` +
+    `Potential solutions:\n  - Fix the fields above in AuditModule.forRoot() / forRootAsync().\n` +
+    `  - See the options table in the nestjs-audit README for types and defaults.`,
+  invalidEvent: (issues: string[]) =>
+    `Invalid audit event:\n${issues.map((issue) => `  - ${issue}`).join('\n')}\n` +
+    `Potential solutions:\n  - Pass { action: 'resource.verb', resource: { type, id } } and, optionally, ` +
+    `outcome: 'success' | 'failure' and a metadata object.`,
+  invalidDecorator: (where: string, issues: string[]) =>
+    `Invalid @Audit() on ${where}:\n${issues.map((issue) => `  - ${issue}`).join('\n')}`,
+  contextRequired: (what: string) =>
+    `${what} needs an audit context, and none is active.\n` +
+    `Potential solutions:\n  - Call it while serving a request of an app that imports AuditModule.\n` +
+    `  - Or wrap the work in AuditContext.run({ actor }, () => ...).`,
+  sinkFailed: (sink: string, count: number, error: string) =>
+    `Audit sink ${sink} failed to write a batch of ${count} event(s): ${error}`,
+  dropped: (reason: string, count: number, total: number) =>
+    `Dropped ${count} audit event(s) (${reason}); ${total} dropped since start. Check the sink and the queue options.`,
+  shutdownTimeout: (pending: number, timeout: number) =>
+    `Audit transport could not deliver ${pending} event(s) within shutdownTimeout (${timeout} ms); they are lost.`,
+  unrouted: (action: string) =>
+    `An @Audit() method ran outside any request of an app that imports AuditModule, while several such apps ` +
+    `are running, so the event "${action}" has no app to go to; it was dropped.\n` +
+    `Potential solutions:\n  - Let Nest create the object (a provider), or call it inside AuditContext.run().`,
+  noApp: (action: string) =>
+    `An @Audit() method ran while no app that imports AuditModule is running; the event "${action}" was dropped.`,
+  callbackFailed: (what: string, error: string) => `${what} threw, which nestjs-audit ignored: ${error}`,
+  closed: (action: string) => `Audit transport is closed; the event "${action}" was dropped.`,
+} as const;

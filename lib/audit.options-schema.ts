@@ -1,0 +1,271 @@
+import {
+  IsArray,
+  IsIn,
+  IsInt,
+  IsOptional,
+  IsString,
+  Max,
+  MaxLength,
+  Min,
+  MinLength,
+  ValidateBy,
+  validateSync,
+  type ValidationError,
+  type ValidationOptions,
+} from 'class-validator';
+import { AuditConfigurationError } from './audit.errors.js';
+import { AUDIT_DEFAULTS, HTTP_METHODS, type AuditHttpOptions, type AuditModuleOptions } from './audit.options.js';
+import type { AuditActor } from './event/audit-event.interface.js';
+import { ConsoleAuditSink } from './sinks/console.sink.js';
+import type { AuditSink } from './sinks/audit.sink.js';
+
+function IsFunctionValue(options?: ValidationOptions): PropertyDecorator {
+  return ValidateBy(
+    { name: 'isFunctionValue', validator: { validate: (value) => typeof value === 'function' } },
+    { message: 'must be a function', ...options },
+  );
+}
+
+function isSink(value: unknown): value is AuditSink {
+  return typeof value === 'object' && value !== null && typeof (value as AuditSink).write === 'function';
+}
+
+function IsSinkOrSinks(): PropertyDecorator {
+  return ValidateBy(
+    {
+      name: 'isSinkOrSinks',
+      validator: {
+        validate: (value) => (Array.isArray(value) ? value.length > 0 && value.every(isSink) : isSink(value)),
+      },
+    },
+    { message: 'must be an AuditSink (an object with a write(events) method) or a non-empty array of them' },
+  );
+}
+
+function IsHttpOption(): PropertyDecorator {
+  return ValidateBy(
+    {
+      name: 'isHttpOption',
+      validator: {
+        validate: (value) => value === false || (typeof value === 'object' && value !== null && !Array.isArray(value)),
+      },
+    },
+    { message: 'must be false or an object { methods?: string[], exclude?: (string | RegExp)[] }' },
+  );
+}
+
+function IsPathPattern(): PropertyDecorator {
+  return ValidateBy(
+    {
+      name: 'isPathPattern',
+      validator: {
+        validate: (value) =>
+          Array.isArray(value) &&
+          value.every((item) => item instanceof RegExp || (typeof item === 'string' && item.startsWith('/'))),
+      },
+    },
+    { message: "must be an array of paths starting with '/' (globs allowed) or RegExps" },
+  );
+}
+
+const INTEGER_MS = { message: 'must be an integer number of milliseconds' };
+
+class ActorSchema {
+  @IsString({ message: 'must be a string' })
+  @MinLength(1, { message: 'must not be empty' })
+  @MaxLength(512, { message: 'must be at most 512 characters' })
+  id!: string;
+
+  @IsOptional()
+  @IsString({ message: 'must be a string' })
+  type?: string;
+
+  @IsOptional()
+  @IsString({ message: 'must be a string' })
+  email?: string;
+}
+
+class HttpSchema {
+  @IsOptional()
+  @IsArray({ message: 'must be an array of HTTP methods' })
+  @IsIn(HTTP_METHODS as unknown as string[], {
+    each: true,
+    message: `must contain only ${HTTP_METHODS.join(', ')} (upper case)`,
+  })
+  methods?: string[];
+
+  @IsOptional()
+  @IsPathPattern()
+  exclude?: (string | RegExp)[];
+}
+
+class AuditOptionsSchema {
+  @IsOptional()
+  @IsSinkOrSinks()
+  sink?: unknown;
+
+  @IsOptional()
+  @IsInt(INTEGER_MS)
+  @Min(1, { message: 'must be at least 1 (ms)' })
+  @Max(3_600_000, { message: 'must be at most 3 600 000 (one hour)' })
+  flushInterval?: number;
+
+  @IsOptional()
+  @IsInt({ message: 'must be an integer' })
+  @Min(1, { message: 'must be at least 1' })
+  @Max(100_000, { message: 'must be at most 100 000' })
+  maxBatchSize?: number;
+
+  @IsOptional()
+  @IsInt({ message: 'must be an integer' })
+  @Min(1, { message: 'must be at least 1' })
+  maxQueueSize?: number;
+
+  @IsOptional()
+  @IsHttpOption()
+  http?: unknown;
+
+  @IsOptional()
+  @IsFunctionValue({ message: 'must be a function (request) => AuditActor | undefined' })
+  actor?: unknown;
+
+  @IsOptional()
+  @IsFunctionValue({ message: 'must be a function (request) => { tenant_id?, session_id? } | undefined' })
+  context?: unknown;
+
+  @IsOptional()
+  systemActor?: unknown;
+
+  @IsOptional()
+  @IsInt(INTEGER_MS)
+  @Min(0, { message: 'must be at least 0 (ms)' })
+  shutdownTimeout?: number;
+}
+
+/** The options after validation, with every default applied. */
+export interface ResolvedAuditOptions {
+  sinks: AuditSink[];
+  flushInterval: number;
+  maxBatchSize: number;
+  maxQueueSize: number;
+  http: false | { methods: ReadonlySet<string>; exclude: RegExp[] };
+  actor: NonNullable<AuditModuleOptions['actor']>;
+  context: AuditModuleOptions['context'];
+  systemActor: AuditActor;
+  shutdownTimeout: number;
+}
+
+/**
+ * Validates user options (class-validator) and applies defaults. Throws one
+ * {@link AuditConfigurationError} listing every bad field.
+ */
+export function resolveAuditOptions(
+  options: AuditModuleOptions | undefined,
+  defaultActor: NonNullable<AuditModuleOptions['actor']>,
+): ResolvedAuditOptions {
+  const input = (options ?? {}) as Record<string, unknown>;
+  if (typeof input !== 'object' || Array.isArray(input)) {
+    throw new AuditConfigurationError([`options: must be an object, got ${describe(input)}`]);
+  }
+  const issues: string[] = [];
+  const known = new Set(SCHEMA_KEYS);
+  for (const key of Object.keys(input)) {
+    if (!known.has(key)) issues.push(`${key}: is not an AuditModule option (known: ${SCHEMA_KEYS.join(', ')})`);
+  }
+  const schema = Object.assign(new AuditOptionsSchema(), input);
+  issues.push(...collect(validateSync(schema, { forbidUnknownValues: false }), input));
+
+  if (input.systemActor !== undefined) {
+    if (!isPlainObject(input.systemActor)) {
+      issues.push(`systemActor: must be an object { id, type?, email? }, got ${describe(input.systemActor)}`);
+    } else {
+      const actor = Object.assign(new ActorSchema(), input.systemActor);
+      issues.push(...collect(validateSync(actor), input.systemActor as Record<string, unknown>, 'systemActor.'));
+    }
+  }
+  if (isPlainObject(input.http)) {
+    const http = Object.assign(new HttpSchema(), input.http);
+    issues.push(...collect(validateSync(http), input.http as Record<string, unknown>, 'http.'));
+  }
+  if (issues.length > 0) {
+    throw new AuditConfigurationError(issues);
+  }
+
+  const sink = input.sink as AuditSink | AuditSink[] | undefined;
+  const http = input.http as false | AuditHttpOptions | undefined;
+  return {
+    sinks: sink === undefined ? [new ConsoleAuditSink()] : Array.isArray(sink) ? [...sink] : [sink],
+    flushInterval: (input.flushInterval as number | undefined) ?? AUDIT_DEFAULTS.flushInterval,
+    maxBatchSize: (input.maxBatchSize as number | undefined) ?? AUDIT_DEFAULTS.maxBatchSize,
+    maxQueueSize: (input.maxQueueSize as number | undefined) ?? AUDIT_DEFAULTS.maxQueueSize,
+    http:
+      http === false
+        ? false
+        : {
+            methods: new Set(http?.methods ?? AUDIT_DEFAULTS.http.methods),
+            exclude: (http?.exclude ?? AUDIT_DEFAULTS.http.exclude).map(toPathMatcher),
+          },
+    actor: (input.actor as ResolvedAuditOptions['actor'] | undefined) ?? defaultActor,
+    context: input.context as ResolvedAuditOptions['context'],
+    systemActor: { ...((input.systemActor as AuditActor | undefined) ?? AUDIT_DEFAULTS.systemActor) },
+    shutdownTimeout: (input.shutdownTimeout as number | undefined) ?? AUDIT_DEFAULTS.shutdownTimeout,
+  };
+}
+
+const SCHEMA_KEYS = [
+  'sink',
+  'flushInterval',
+  'maxBatchSize',
+  'maxQueueSize',
+  'http',
+  'actor',
+  'context',
+  'systemActor',
+  'shutdownTimeout',
+];
+
+function collect(errors: ValidationError[], values: Record<string, unknown>, prefix = ''): string[] {
+  return errors.flatMap((error) => {
+    const messages = Object.values(error.constraints ?? {});
+    // One line per field: the first failed constraint is the one worth fixing first.
+    return messages.length > 0
+      ? [`${prefix}${error.property}: ${messages[0]}, got ${describe(values[error.property])}`]
+      : [];
+  });
+}
+
+/** Turns an exclude pattern into an anchored RegExp over the path. */
+export function toPathMatcher(pattern: string | RegExp): RegExp {
+  if (pattern instanceof RegExp) return pattern;
+  let source = '';
+  for (let i = 0; i < pattern.length; i++) {
+    const char = pattern[i];
+    if (char === '*') {
+      if (pattern[i + 1] === '*') {
+        source += '.*';
+        i++;
+      } else {
+        source += '[^/]*';
+      }
+    } else {
+      source += char.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    }
+  }
+  return new RegExp(`^${source}/?$`);
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'function') return 'a function';
+  if (value instanceof RegExp) return String(value);
+  try {
+    const json = JSON.stringify(value);
+    if (json === undefined) return String(value);
+    return json.length > 80 ? `${json.slice(0, 77)}...` : json;
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
+}

@@ -1,0 +1,79 @@
+import type { AuditActor } from './event/audit-event.interface.js';
+import type { AuditSink } from './sinks/audit.sink.js';
+
+/** HTTP methods the automatic request audit understands. */
+export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'SEARCH', 'QUERY'] as const;
+
+/**
+ * Which requests yield an automatic `api.<method>` event.
+ *
+ * @publicApi
+ */
+export interface AuditHttpOptions {
+  /** Audited methods. Default `['POST', 'PUT', 'PATCH', 'DELETE']`. */
+  methods?: string[];
+  /**
+   * Paths never audited automatically: an exact path (`'/health'`), a glob where `*` matches
+   * within a segment and `**` across segments (`'/internal/**'`), or a RegExp tested against the
+   * path without its query string.
+   */
+  exclude?: (string | RegExp)[];
+}
+
+/**
+ * Reads the actor from the framework's request (Express `req` or Fastify `request`).
+ * Return `undefined` when nobody is authenticated.
+ *
+ * @publicApi
+ */
+export type AuditActorResolver = (request: any) => AuditActor | undefined;
+
+/**
+ * Reads the tenant and session of a request, when the app has them.
+ *
+ * @publicApi
+ */
+export type AuditRequestContextResolver = (
+  request: any,
+) => { tenant_id?: string; session_id?: string } | undefined;
+
+/**
+ * Options of `AuditModule.forRoot()` / `forRootAsync()`. All are optional; the
+ * defaults are in {@link AUDIT_DEFAULTS} and the README's options table.
+ *
+ * @publicApi
+ */
+export interface AuditModuleOptions {
+  /** Where batches go: one sink or several (each batch is written to all). Default: a `ConsoleAuditSink`. */
+  sink?: AuditSink | AuditSink[];
+  /** Longest time (ms) an event waits in the queue before its batch is written. Default 1000. */
+  flushInterval?: number;
+  /** Most events per batch. Default 50. */
+  maxBatchSize?: number;
+  /** Most events waiting in memory; beyond it new events are dropped and counted. Default 10 000. */
+  maxQueueSize?: number;
+  /** Automatic auditing of HTTP requests, or `false` to audit only `@Audit()` methods. */
+  http?: false | AuditHttpOptions;
+  /** Reads the actor from a request. Default: `request.user` (`id` or `sub`, `email`, `impersonator`). */
+  actor?: AuditActorResolver;
+  /** Reads `tenant_id` / `session_id` from a request. Default: none. */
+  context?: AuditRequestContextResolver;
+  /** The actor of events captured outside any request. Default `{ id: 'system', type: 'system' }`. */
+  systemActor?: AuditActor;
+  /** Longest time (ms) `app.close()` waits for queued events to be written. Default 10 000. */
+  shutdownTimeout?: number;
+}
+
+/**
+ * The defaults of every option, in one place.
+ *
+ * @publicApi
+ */
+export const AUDIT_DEFAULTS = Object.freeze({
+  flushInterval: 1000,
+  maxBatchSize: 50,
+  maxQueueSize: 10_000,
+  http: Object.freeze({ methods: ['POST', 'PUT', 'PATCH', 'DELETE'], exclude: [] as (string | RegExp)[] }),
+  systemActor: Object.freeze({ id: 'system', type: 'system' }) as AuditActor,
+  shutdownTimeout: 10_000,
+});

@@ -1,0 +1,44 @@
+import { Injectable } from '@nestjs/common';
+import type { AuditLogInput } from './event/audit.event-schema.js';
+import { AuditRecorder } from './event/audit.recorder.js';
+import { AuditTransport, type AuditTransportStats } from './transport/audit.transport.js';
+
+/**
+ * Records events from code: the service-layer pattern.
+ *
+ * @example
+ * const id = this.audit.log({
+ *   action: 'document.share',
+ *   resource: { type: 'document', id: documentId },
+ *   metadata: { shared_with: recipientId, permission },
+ * });
+ *
+ * @publicApi
+ */
+@Injectable()
+export class AuditService {
+  constructor(
+    private readonly recorder: AuditRecorder,
+    private readonly transport: AuditTransport,
+  ) {}
+
+  /**
+   * Enqueues an event and returns its id at once. Actor and context come from
+   * the current request (or `AuditContext.run()`, or the system actor);
+   * `outcome` defaults to `success`. Input that breaks the event schema throws
+   * {@link AuditValidationError} listing what is wrong: never dropped silently.
+   */
+  log(input: AuditLogInput): string {
+    return this.recorder.log(input);
+  }
+
+  /** Resolves when every event logged so far has been handed to the sink. */
+  flush(): Promise<void> {
+    return this.transport.flush();
+  }
+
+  /** The transport's counters (`enqueued`, `delivered`, `dropped`, `pending`, …), when it keeps them. */
+  stats(): AuditTransportStats | undefined {
+    return this.transport.stats?.();
+  }
+}

@@ -1,0 +1,179 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
+import { AUDIT_METADATA, AUDIT_RESOLVED_OPTIONS, SKIP_AUDIT_METADATA } from '../audit.constants.js';
+import type { ResolvedAuditOptions } from '../audit.options-schema.js';
+import { auditState, type AuditRouteInfo, type AuditStore } from '../context/audit.store.js';
+import { pathOf, requestIdFrom } from '../context/request-context.js';
+import { AuditRecorder } from '../event/audit.recorder.js';
+
+/** Where the request's store hangs on the raw Node request. */
+export const STORE_KEY = Symbol.for('nestjs-audit:store');
+const INSTALLED_KEY = Symbol.for('nestjs-audit:installed');
+
+// The adapter methods Nest registers routes with (see Nest's RouterMethodFactory).
+const ROUTE_METHODS = [
+  'get', 'post', 'put', 'delete', 'patch', 'all', 'options', 'head', 'search', 'query',
+  'propfind', 'proppatch', 'mkcol', 'copy', 'move', 'lock', 'unlock',
+] as const;
+
+type RawRequest = { headers: Record<string, string | string[] | undefined>; [STORE_KEY]?: AuditStore };
+type RawResponse = NodeJS.EventEmitter & { statusCode: number; writableFinished: boolean };
+type RequestHook = (request: any, response: any, done: (error?: Error) => void) => unknown;
+
+/**
+ * Sees every HTTP exchange from its first byte to its last:
+ *
+ * - the adapter's request hook (the first thing Express and Fastify run) opens
+ *   the audit context and listens for the response's `close`;
+ * - each route handler Nest registers is wrapped so that the matched route,
+ *   and its `@Audit()` / `@SkipAudit()` marks, are known before any guard runs;
+ * - after body parsing the context is entered again, since body parsers resume
+ *   the request from the socket's own async context;
+ * - when the response is complete (or the client is gone) the exchange is
+ *   recorded: as the decorated action, else as `api.<method>`.
+ */
+@Injectable()
+export class AuditHttpCapture {
+  private readonly logger = new Logger('nestjs-audit');
+
+  constructor(
+    private readonly recorder: AuditRecorder,
+    @Inject(AUDIT_RESOLVED_OPTIONS) private readonly options: ResolvedAuditOptions,
+    private readonly adapterHost: HttpAdapterHost,
+  ) {}
+
+  /** Installs the hooks on the app's HTTP adapter; must run before Nest registers routes. */
+  install(): void {
+    const adapter = this.adapterHost?.httpAdapter as any;
+    if (!adapter) return;
+    const type = typeof adapter.getType === 'function' ? adapter.getType() : undefined;
+    if (type !== 'express' && type !== 'fastify') {
+      this.logger.warn(
+        `HTTP adapter "${String(type)}" is not supported for automatic request auditing; ` +
+          `@Audit() methods and AuditService still work.`,
+      );
+      return;
+    }
+    if (adapter[INSTALLED_KEY]) {
+      this.logger.warn('AuditModule is imported more than once in this app; only the first import audits HTTP requests.');
+      return;
+    }
+    adapter[INSTALLED_KEY] = true;
+    this.wrapRouteRegistration(adapter);
+    // An instrumentation hook the app set before ours keeps running, after ours.
+    const previous: RequestHook | undefined = adapter.onRequestHook;
+    const instance = adapter.getInstance();
+    if (type === 'express') {
+      adapter.setOnRequestHook(this.requestHook(adapter, previous, (req) => req));
+      instance.use(reenterExpress);
+    } else {
+      adapter.setOnRequestHook(this.requestHook(adapter, previous, (request) => request.raw));
+      instance.addHook('preValidation', reenterFastify);
+    }
+  }
+
+  private requestHook(adapter: unknown, previous: RequestHook | undefined, rawOf: (request: any) => RawRequest): RequestHook {
+    return (request, reply, done) => {
+      const raw = rawOf(request);
+      const response: RawResponse = reply.raw ?? reply;
+      const store = this.begin(request, raw, response);
+      const next = previous ? () => previous.call(adapter, request, reply, done) : done;
+      return auditState.als.run(store, next);
+    };
+  }
+
+  private begin(request: any, raw: RawRequest, response: RawResponse): AuditStore {
+    const store: AuditStore = {
+      target: this.recorder,
+      request,
+      actor: undefined,
+      requestId: requestIdFrom(raw.headers['x-request-id']),
+      tenantId: undefined,
+      sessionId: undefined,
+      http: {
+        startedAt: performance.now(),
+        method: String(request.method),
+        path: pathOf(request.originalUrl ?? request.url),
+        route: undefined,
+        handlerCalled: false,
+        args: undefined,
+        result: undefined,
+        error: undefined,
+        done: false,
+      },
+    };
+    raw[STORE_KEY] = store;
+    response.once('close', () => this.end(store, response));
+    return store;
+  }
+
+  private end(store: AuditStore, response: RawResponse): void {
+    const http = store.http!;
+    if (http.done) return;
+    http.done = true;
+    try {
+      const ending = { statusCode: response.statusCode, aborted: !response.writableFinished };
+      const route = http.route;
+      if (route?.audit) {
+        this.recorder.recordDecoratedExchange(store, http, ending);
+        return;
+      }
+      const auto = this.options.http;
+      if (!auto || route?.skip || !auto.methods.has(http.method)) return;
+      for (const pattern of auto.exclude) {
+        if (pattern.test(http.path)) return;
+      }
+      this.recorder.recordExchange(store, http, ending);
+    } catch (error) {
+      // A listener of 'close' that throws would take the process down.
+      this.logger.error(`Recording an HTTP exchange failed: ${String(error)}`);
+    }
+  }
+
+  private wrapRouteRegistration(adapter: any): void {
+    for (const name of ROUTE_METHODS) {
+      const register = adapter[name];
+      if (typeof register !== 'function') continue;
+      adapter[name] = function (this: unknown, ...args: unknown[]) {
+        const last = args.length - 1;
+        if (last >= 1 && typeof args[last] === 'function') {
+          args[last] = markRoute(args[last] as Function, args[0]);
+        }
+        return register.apply(adapter, args);
+      };
+    }
+  }
+}
+
+/** The route handler, marking the exchange with its route before Nest's guards run. */
+function markRoute(handler: Function, path: unknown): Function {
+  const info: AuditRouteInfo = {
+    path: typeof path === 'string' ? path : String(path),
+    audit: Reflect.getMetadata(AUDIT_METADATA, handler),
+    skip: Reflect.getMetadata(SKIP_AUDIT_METADATA, handler) === true,
+  };
+  const marked = function (this: unknown, request: any, response: unknown, next: unknown) {
+    const store = ((request?.raw ?? request) as RawRequest | undefined)?.[STORE_KEY];
+    if (store?.http) store.http.route = info;
+    return handler.call(this, request, response, next);
+  };
+  // Adapters read route options (the version) and metadata (Fastify's route config) from the handler.
+  Object.assign(marked, handler);
+  for (const key of Reflect.getMetadataKeys(handler)) {
+    Reflect.defineMetadata(key, Reflect.getMetadata(key, handler), marked);
+  }
+  Object.defineProperty(marked, 'name', { value: handler.name, configurable: true });
+  return marked;
+}
+
+function reenterExpress(request: RawRequest, _response: unknown, next: () => void): void {
+  const store = request[STORE_KEY];
+  if (store) auditState.als.run(store, next);
+  else next();
+}
+
+function reenterFastify(request: { raw: RawRequest }, _reply: unknown, done: () => void): void {
+  const store = request.raw[STORE_KEY];
+  if (store) auditState.als.run(store, done);
+  else done();
+}

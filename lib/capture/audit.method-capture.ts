@@ -1,0 +1,88 @@
+import { currentStore, type AuditMethodMetadata, type AuditStore, type HttpExchange } from '../context/audit.store.js';
+import { resolveTarget } from './audit.routing.js';
+
+/**
+ * Wraps a method so that each call is recorded: success when it returns (or
+ * its promise fulfils), failure when it throws (or rejects). The caller gets
+ * the same value or the same error object; recording can never throw into it.
+ *
+ * When the call is the route handler of the request being served, nothing is
+ * recorded here: the HTTP capture records the exchange as this action once
+ * the response is complete (so guard and pipe rejections are covered too).
+ */
+export function wrapAuditedMethod(original: Function, meta: AuditMethodMetadata): Function {
+  const audited = function (this: unknown, ...args: unknown[]): unknown {
+    const store = currentStore();
+    const http = store?.http;
+    if (http !== undefined && !http.handlerCalled && http.route?.audit === meta) {
+      return callRouteHandler(original, this, args, http);
+    }
+    let result: unknown;
+    try {
+      result = original.apply(this, args);
+    } catch (error) {
+      record(meta, this, args, undefined, error, true, store);
+      throw error;
+    }
+    if (result instanceof Promise) {
+      // A new promise that settles with the same value or error: an unhandled rejection stays unhandled.
+      return result.then(
+        (value: unknown) => {
+          record(meta, this, args, value, undefined, false, store);
+          return value;
+        },
+        (error: unknown) => {
+          record(meta, this, args, undefined, error, true, store);
+          throw error;
+        },
+      );
+    }
+    record(meta, this, args, result, undefined, false, store);
+    return result;
+  };
+  Object.defineProperty(audited, 'name', { value: original.name, configurable: true });
+  Object.defineProperty(audited, 'length', { value: original.length, configurable: true });
+  return audited;
+}
+
+function callRouteHandler(original: Function, self: unknown, args: unknown[], http: HttpExchange): unknown {
+  http.handlerCalled = true;
+  http.args = args;
+  let result: unknown;
+  try {
+    result = original.apply(self, args);
+  } catch (error) {
+    http.error = error;
+    throw error;
+  }
+  if (result instanceof Promise) {
+    // Nest awaits this promise itself; the handlers here only observe it.
+    result.then(
+      (value: unknown) => {
+        http.result = value;
+      },
+      (error: unknown) => {
+        http.error = error;
+      },
+    );
+  } else {
+    http.result = result;
+  }
+  return result;
+}
+
+function record(
+  meta: AuditMethodMetadata,
+  instance: unknown,
+  args: unknown[],
+  result: unknown,
+  error: unknown,
+  failed: boolean,
+  store: AuditStore | undefined,
+): void {
+  try {
+    resolveTarget(store, instance, meta.action)?.recordMethodCall({ meta, args, result, error, failed, store });
+  } catch {
+    // Recording never reaches into the caller; the target reports its own failures.
+  }
+}

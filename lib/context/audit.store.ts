@@ -1,0 +1,110 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { AuditActor } from '../event/audit-event.interface.js';
+
+/**
+ * Receives what capture saw; one per app (the app's recorder). The store only
+ * carries it so that code running for a request reaches that request's app.
+ */
+export interface AuditEventTarget {
+  recordMethodCall(call: MethodCallRecord): void;
+  /** The actor of events recorded in this context now. */
+  actorOf(store: AuditStore | undefined): AuditActor;
+}
+
+export interface MethodCallRecord {
+  meta: AuditMethodMetadata;
+  args: unknown[];
+  result?: unknown;
+  error?: unknown;
+  failed: boolean;
+  store: AuditStore | undefined;
+}
+
+/** What `@Audit()` stores on a method. */
+export interface AuditMethodMetadata {
+  action: string;
+  resourceType: string;
+  options: AuditMethodOptions;
+  /** `Class.method`, for messages. */
+  where: string;
+}
+
+/** What `@Audit()` options' functions receive. @publicApi */
+export interface AuditCallInfo<TArgs extends unknown[] = unknown[], TResult = unknown> {
+  /** The method's arguments (empty when a guard or pipe rejected the request before the handler ran). */
+  args: TArgs;
+  /** The return value (awaited), on success. */
+  result?: TResult;
+  /** What was thrown, on failure. */
+  error?: unknown;
+  /** The framework's request, for controller handlers. */
+  request?: unknown;
+}
+
+/** Options of `@Audit()`. @publicApi */
+export interface AuditMethodOptions<TArgs extends unknown[] = any[], TResult = any> {
+  /** The resource id. Default: `result.id`, else the route's `:id` parameter, else `'unknown'`. */
+  resourceId?: (info: AuditCallInfo<TArgs, TResult>) => string | number | undefined | null;
+  /** Metadata recorded with the event. Capture what matters, never whole payloads. */
+  metadata?: (info: AuditCallInfo<TArgs, TResult>) => Record<string, unknown> | undefined;
+}
+
+/** A route as registered with the HTTP adapter, and what the audit needs to know of it. */
+export interface AuditRouteInfo {
+  /** The route pattern as registered (global prefix included): `/api/docs/:id`. */
+  path: string;
+  /** The `@Audit()` metadata of its handler, if decorated. */
+  audit: AuditMethodMetadata | undefined;
+  /** `@SkipAudit()` on the handler or its controller. */
+  skip: boolean;
+}
+
+/** Per-request state of the HTTP capture. */
+export interface HttpExchange {
+  startedAt: number;
+  method: string;
+  /** The path without its query string. */
+  path: string;
+  /** The route that matched, set just before Nest runs its guards; unset for a 404. */
+  route: AuditRouteInfo | undefined;
+  /** The decorated route handler has been entered (its arguments are known). */
+  handlerCalled: boolean;
+  args: unknown[] | undefined;
+  result: unknown;
+  /** The exception a pipe, the handler or an inner interceptor threw. */
+  error: unknown;
+  /** The exchange was recorded; a second ending is ignored. */
+  done: boolean;
+}
+
+/**
+ * One audit context: a request being served, or a scope opened with
+ * `AuditContext.run()`.
+ */
+export interface AuditStore {
+  target: AuditEventTarget | undefined;
+  /** The framework's request object, when serving HTTP. */
+  request: unknown;
+  /** An actor set explicitly; wins over the request's. */
+  actor: AuditActor | undefined;
+  requestId: string | undefined;
+  tenantId: string | undefined;
+  sessionId: string | undefined;
+  http: HttpExchange | undefined;
+}
+
+interface AuditGlobalState {
+  als: AsyncLocalStorage<AuditStore>;
+}
+
+// On globalThis: the CommonJS and ESM builds loaded into one process share one context.
+const STATE_KEY = Symbol.for('nestjs-audit:state');
+const globalState = globalThis as unknown as Record<symbol, AuditGlobalState | undefined>;
+
+export const auditState: AuditGlobalState = (globalState[STATE_KEY] ??= {
+  als: new AsyncLocalStorage<AuditStore>(),
+});
+
+export function currentStore(): AuditStore | undefined {
+  return auditState.als.getStore();
+}

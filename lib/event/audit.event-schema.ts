@@ -1,0 +1,189 @@
+import {
+  IsIn,
+  IsOptional,
+  IsString,
+  Matches,
+  MaxLength,
+  ValidateBy,
+  validateSync,
+  type ValidationError,
+} from 'class-validator';
+import { AuditValidationError } from '../audit.errors.js';
+import type { AuditActor, AuditOutcome } from './audit-event.interface.js';
+
+/** `resource.verb`: lower case, dot-separated (`user.login`, `document.share`, `api.post`). */
+export const ACTION_PATTERN = /^[a-z0-9][a-z0-9_-]*(?:\.[a-z0-9][a-z0-9_-]*)*$/;
+/** A resource type: lower case (`document`, `api_endpoint`). */
+export const RESOURCE_TYPE_PATTERN = /^[a-z0-9][a-z0-9_.-]*$/;
+export const MAX_NAME_LENGTH = 128;
+export const MAX_RESOURCE_ID_LENGTH = 512;
+
+/**
+ * What `AuditService.log()` accepts. Actor and context are filled from the
+ * current request (or the system actor) unless given.
+ *
+ * @publicApi
+ */
+export interface AuditLogInput {
+  /** `resource.verb`, lower case, dot-separated: `document.share`. */
+  action: string;
+  resource: { type: string; id: string | number };
+  /** Default `success`. */
+  outcome?: AuditOutcome;
+  metadata?: Record<string, unknown>;
+  /** Overrides the actor of the current context. */
+  actor?: AuditActor;
+  /** Why it failed; an Error or `{ name?, message, status_code? }`. */
+  error?: Error | { name?: string; message: string; status_code?: number };
+}
+
+function IsResourceId(): PropertyDecorator {
+  return ValidateBy(
+    { name: 'isResourceId', validator: { validate: isResourceId } },
+    { message: `must be a non-empty string of at most ${MAX_RESOURCE_ID_LENGTH} characters, or a finite number` },
+  );
+}
+
+function IsPlainObjectValue(message: string): PropertyDecorator {
+  return ValidateBy({ name: 'isPlainObjectValue', validator: { validate: isObject } }, { message });
+}
+
+function IsErrorLike(): PropertyDecorator {
+  return ValidateBy(
+    { name: 'isErrorLike', validator: { validate: isErrorLike } },
+    { message: 'must be an Error or an object { name?, message, status_code? }' },
+  );
+}
+
+class ResourceSchema {
+  @IsString({ message: 'must be a string' })
+  @MaxLength(MAX_NAME_LENGTH, { message: `must be at most ${MAX_NAME_LENGTH} characters` })
+  @Matches(RESOURCE_TYPE_PATTERN, { message: "must be lower case, like 'document' or 'api_endpoint'" })
+  type!: string;
+
+  @IsResourceId()
+  id!: string | number;
+}
+
+class ActorSchema {
+  @IsString({ message: 'must be a string' })
+  @Matches(/^.{1,512}$/s, { message: 'must be 1 to 512 characters' })
+  id!: string;
+}
+
+class LogInputSchema {
+  @IsString({ message: "must be a string like 'document.share'" })
+  @MaxLength(MAX_NAME_LENGTH, { message: `must be at most ${MAX_NAME_LENGTH} characters` })
+  @Matches(ACTION_PATTERN, { message: "must be lower case and dot-separated, like 'document.share'" })
+  action!: string;
+
+  @IsPlainObjectValue('must be an object { type, id }')
+  resource!: unknown;
+
+  @IsOptional()
+  @IsIn(['success', 'failure'], { message: "must be 'success' or 'failure'" })
+  outcome?: string;
+
+  @IsOptional()
+  @IsPlainObjectValue('must be an object')
+  metadata?: unknown;
+
+  @IsOptional()
+  @IsPlainObjectValue('must be an object { id, type?, email? }')
+  actor?: unknown;
+
+  @IsOptional()
+  @IsErrorLike()
+  error?: unknown;
+}
+
+/**
+ * Throws {@link AuditValidationError} listing every problem when `input`
+ * breaks the event schema. The rules are class-validator schemas; a plain
+ * check of the same rules runs first so that valid input (nearly all of it)
+ * costs no reflection.
+ */
+export function assertValidLogInput(input: unknown): asserts input is AuditLogInput {
+  if (isValidLogInput(input)) return;
+  const issues = logInputIssues(input);
+  if (issues.length > 0) throw new AuditValidationError(issues);
+}
+
+/** The class-validator verdict: one `field: problem` line per bad field. */
+export function logInputIssues(input: unknown): string[] {
+  if (!isObject(input)) return [`event: must be an object { action, resource, outcome?, metadata? }, got ${typeof input}`];
+  const issues = collect(validateSync(Object.assign(new LogInputSchema(), input)));
+  if (isObject(input.resource)) {
+    issues.push(...collect(validateSync(Object.assign(new ResourceSchema(), input.resource)), 'resource.'));
+  }
+  if (isObject(input.actor)) {
+    issues.push(...collect(validateSync(Object.assign(new ActorSchema(), input.actor)), 'actor.'));
+  }
+  return issues;
+}
+
+/** The same rules as the schemas above, without reflection. */
+export function isValidLogInput(input: unknown): boolean {
+  if (!isObject(input)) return false;
+  const { action, resource, outcome, metadata, actor, error } = input;
+  return (
+    typeof action === 'string' &&
+    action.length <= MAX_NAME_LENGTH &&
+    ACTION_PATTERN.test(action) &&
+    isObject(resource) &&
+    typeof resource.type === 'string' &&
+    resource.type.length <= MAX_NAME_LENGTH &&
+    RESOURCE_TYPE_PATTERN.test(resource.type) &&
+    isResourceId(resource.id) &&
+    (outcome === undefined || outcome === 'success' || outcome === 'failure') &&
+    (metadata === undefined || isObject(metadata)) &&
+    (actor === undefined ||
+      (isObject(actor) && typeof actor.id === 'string' && actor.id.length >= 1 && actor.id.length <= 512)) &&
+    (error === undefined || isErrorLike(error))
+  );
+}
+
+export function isResourceId(value: unknown): boolean {
+  return (
+    (typeof value === 'string' && value.length > 0 && value.length <= MAX_RESOURCE_ID_LENGTH) ||
+    (typeof value === 'number' && Number.isFinite(value))
+  );
+}
+
+function isObject(value: unknown): value is Record<string, any> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isErrorLike(value: unknown): boolean {
+  return value instanceof Error || (isObject(value) && typeof value.message === 'string');
+}
+
+function collect(errors: ValidationError[], prefix = ''): string[] {
+  return errors.flatMap((error) => {
+    const messages = Object.values(error.constraints ?? {});
+    return messages.length > 0 ? [`${prefix}${error.property}: ${messages[0]}`] : [];
+  });
+}
+
+/** The problems of an `@Audit()` declaration, checked when the class is defined. */
+export function decoratorIssues(action: unknown, resourceType: unknown, options: unknown): string[] {
+  const issues: string[] = [];
+  if (typeof action !== 'string' || action.length > MAX_NAME_LENGTH || !ACTION_PATTERN.test(action)) {
+    issues.push(`action: must be lower case and dot-separated, like 'document.share', got ${JSON.stringify(action)}`);
+  }
+  if (typeof resourceType !== 'string' || resourceType.length > MAX_NAME_LENGTH || !RESOURCE_TYPE_PATTERN.test(resourceType)) {
+    issues.push(`resourceType: must be lower case, like 'document', got ${JSON.stringify(resourceType)}`);
+  }
+  if (options !== undefined) {
+    if (!isObject(options)) {
+      issues.push('options: must be an object { resourceId?, metadata? }');
+    } else {
+      for (const key of ['resourceId', 'metadata'] as const) {
+        if (options[key] !== undefined && typeof options[key] !== 'function') {
+          issues.push(`options.${key}: must be a function of { args, result, error }`);
+        }
+      }
+    }
+  }
+  return issues;
+}

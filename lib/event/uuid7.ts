@@ -1,0 +1,62 @@
+import { randomFillSync } from 'node:crypto';
+
+const HEX: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+// Random bytes are drawn in bulk: one syscall per 512 ids instead of one per id.
+const pool = new Uint8Array(10 * 512);
+let poolOffset = pool.length;
+let lastMs = -1;
+let counter = 0;
+
+/**
+ * A UUIDv7 (RFC 9562): 48-bit Unix milliseconds, then a 12-bit counter
+ * (method 1, seeded at random each millisecond with headroom), then 62 random
+ * bits. Ids from one process are strictly increasing, so they sort in
+ * capture order even within one millisecond.
+ */
+export function uuidv7(now: number = Date.now()): string {
+  if (poolOffset + 10 > pool.length) {
+    randomFillSync(pool);
+    poolOffset = 0;
+  }
+  const r = poolOffset;
+  poolOffset += 10;
+  if (now > lastMs) {
+    lastMs = now;
+    counter = ((pool[r] << 4) | (pool[r + 1] >> 4)) & 0x7ff;
+  } else if (++counter > 0xfff) {
+    // The counter ran out within this millisecond: borrow the next one (RFC 9562 §6.2).
+    lastMs++;
+    counter = 0;
+  }
+  const msHex = lastMs.toString(16).padStart(12, '0');
+  return (
+    msHex.slice(0, 8) +
+    '-' +
+    msHex.slice(8) +
+    '-' +
+    HEX[0x70 | (counter >> 8)] +
+    HEX[counter & 0xff] +
+    '-' +
+    HEX[0x80 | (pool[r + 2] & 0x3f)] +
+    HEX[pool[r + 3]] +
+    '-' +
+    HEX[pool[r + 4]] +
+    HEX[pool[r + 5]] +
+    HEX[pool[r + 6]] +
+    HEX[pool[r + 7]] +
+    HEX[pool[r + 8]] +
+    HEX[pool[r + 9]]
+  );
+}
+
+const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+/** Whether `value` is a canonical lower-case UUIDv7. */
+export function isUuidV7(value: unknown): value is string {
+  return typeof value === 'string' && UUID_V7.test(value);
+}
+
+/** The Unix milliseconds encoded in a UUIDv7. */
+export function uuidV7Time(id: string): number {
+  return parseInt(id.slice(0, 8) + id.slice(9, 13), 16);
+}

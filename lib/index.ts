@@ -1,0 +1,30 @@
+export { AuditModule } from './audit.module.js';
+export type { AuditOptionsFactory } from './audit.module-definition.js';
+export {
+  AUDIT_DEFAULTS,
+  type AuditActorResolver,
+  type AuditHttpOptions,
+  type AuditModuleOptions,
+  type AuditRequestContextResolver,
+} from './audit.options.js';
+export { AuditService } from './audit.service.js';
+export { AuditConfigurationError, AuditContextError, AuditError, AuditValidationError } from './audit.errors.js';
+export { Audit, SkipAudit } from './decorators/index.js';
+export { AuditContext, type AuditContextValues } from './context/audit.context.js';
+export type { AuditCallInfo, AuditMethodOptions } from './context/audit.store.js';
+export type {
+  AuditActor,
+  AuditEvent,
+  AuditEventContext,
+  AuditEventError,
+  AuditImpersonator,
+  AuditOutcome,
+  AuditResource,
+} from './event/audit-event.interface.js';
+export type { AuditLogInput } from './event/audit.event-schema.js';
+export { AuditTransport, type AuditTransportStats } from './transport/audit.transport.js';
+export { BatchingAuditTransport, type BatchingAuditTransportOptions } from './transport/batching.transport.js';
+export { AuditSinkError, type AuditSink } from './sinks/audit.sink.js';
+export { ConsoleAuditSink, type ConsoleAuditSinkOptions } from './sinks/console.sink.js';
+export { FileAuditSink, type FileAuditSinkOptions } from './sinks/file.sink.js';
+export { HttpAuditSink, type HttpAuditSinkOptions } from './sinks/http.sink.js';

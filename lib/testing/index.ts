@@ -1,0 +1,1 @@
+export { InMemoryAuditTransport, type AuditEventMatch } from './in-memory.transport.js';
