@@ -226,10 +226,10 @@ const SCHEMA_KEYS = [
 
 function collect(errors: ValidationError[], values: Record<string, unknown>, prefix = ''): string[] {
   return errors.flatMap((error) => {
+    // One line per field, with every rule it breaks.
     const messages = Object.values(error.constraints ?? {});
-    // One line per field: the first failed constraint is the one worth fixing first.
     return messages.length > 0
-      ? [`${prefix}${error.property}: ${messages[0]}, got ${describe(values[error.property])}`]
+      ? [`${prefix}${error.property}: ${messages.join('; ')}, got ${describe(values[error.property])}`]
       : [];
   });
 }

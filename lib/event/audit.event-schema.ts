@@ -1,10 +1,10 @@
 import {
   IsIn,
-  IsOptional,
   IsString,
   Matches,
   MaxLength,
   ValidateBy,
+  ValidateIf,
   validateSync,
   type ValidationError,
 } from 'class-validator';
@@ -35,6 +35,11 @@ export interface AuditLogInput {
   actor?: AuditActor;
   /** Why it failed; an Error or `{ name?, message, status_code? }`. */
   error?: Error | { name?: string; message: string; status_code?: number };
+}
+
+/** Like IsOptional, but only `undefined` is absent: an explicit `null` is a mistake worth naming. */
+function IsAbsentOr(): PropertyDecorator {
+  return ValidateIf((_object, value) => value !== undefined);
 }
 
 function IsResourceId(): PropertyDecorator {
@@ -80,19 +85,19 @@ class LogInputSchema {
   @IsPlainObjectValue('must be an object { type, id }')
   resource!: unknown;
 
-  @IsOptional()
+  @IsAbsentOr()
   @IsIn(['success', 'failure'], { message: "must be 'success' or 'failure'" })
   outcome?: string;
 
-  @IsOptional()
+  @IsAbsentOr()
   @IsPlainObjectValue('must be an object')
   metadata?: unknown;
 
-  @IsOptional()
+  @IsAbsentOr()
   @IsPlainObjectValue('must be an object { id, type?, email? }')
   actor?: unknown;
 
-  @IsOptional()
+  @IsAbsentOr()
   @IsErrorLike()
   error?: unknown;
 }
@@ -161,7 +166,7 @@ function isErrorLike(value: unknown): boolean {
 function collect(errors: ValidationError[], prefix = ''): string[] {
   return errors.flatMap((error) => {
     const messages = Object.values(error.constraints ?? {});
-    return messages.length > 0 ? [`${prefix}${error.property}: ${messages[0]}`] : [];
+    return messages.length > 0 ? [`${prefix}${error.property}: ${messages.join('; ')}`] : [];
   });
 }
 

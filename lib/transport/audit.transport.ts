@@ -7,7 +7,7 @@ import type { AuditEvent } from '../event/audit-event.interface.js';
  * @publicApi
  */
 export interface AuditTransportStats {
-  /** Events accepted by `send()`. */
+  /** Events handed to `send()`, including those it had to drop. */
   enqueued: number;
   /** Events every sink acknowledged. */
   delivered: number;

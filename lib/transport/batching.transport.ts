@@ -44,6 +44,8 @@ export class BatchingAuditTransport extends AuditTransport {
   private size = 0;
 
   private enqueued = 0;
+  /** Events that entered the queue (enqueued minus those refused at the door): the flush sequence. */
+  private accepted = 0;
   private delivered = 0;
   private taken = 0;
   private settled = 0;
@@ -76,6 +78,7 @@ export class BatchingAuditTransport extends AuditTransport {
   }
 
   send(event: AuditEvent): void {
+    this.enqueued++;
     if (this.closed) {
       this.drop('closed', 1);
       return;
@@ -85,7 +88,7 @@ export class BatchingAuditTransport extends AuditTransport {
       return;
     }
     this.push(event);
-    this.enqueued++;
+    this.accepted++;
     if (this.size >= this.maxBatchSize) {
       // The next turn of the loop, not now: the sink's work stays off the caller's path.
       if (!this.immediate && !this.pumping) this.immediate = setImmediate(this.onImmediate).unref();
@@ -95,7 +98,7 @@ export class BatchingAuditTransport extends AuditTransport {
   }
 
   flush(): Promise<void> {
-    const target = this.enqueued;
+    const target = this.accepted;
     if (this.settled >= target) return Promise.resolve();
     this.flushTarget = Math.max(this.flushTarget, target);
     const done = new Promise<void>((resolve) => this.waiters.push({ target, resolve }));
@@ -147,7 +150,7 @@ export class BatchingAuditTransport extends AuditTransport {
 
   private readonly onTimer = (): void => {
     this.timer = undefined;
-    this.flushTarget = Math.max(this.flushTarget, this.enqueued);
+    this.flushTarget = Math.max(this.flushTarget, this.accepted);
     void this.pump();
   };
 
@@ -208,7 +211,7 @@ export class BatchingAuditTransport extends AuditTransport {
     if (count <= 0) return;
     this.dropped += count;
     this.droppedByReason[reason] = (this.droppedByReason[reason] ?? 0) + count;
-    // Dropped events were never pending (or stopped being so); settle them for flush() waiters.
+    // Sink errors and shutdown losses are reported where they happen, with their cause.
     if (reason === 'shutdown_timeout' || reason === 'sink_error') return;
     this.logger.warn(`drop:${reason}`, MESSAGES.dropped(reason, count, this.dropped));
   }

@@ -1,0 +1,63 @@
+import { describe, expect, it } from '@jest/globals';
+import { isValidLogInput, logInputIssues } from './audit.event-schema.js';
+
+const valid = { action: 'document.share', resource: { type: 'document', id: 'd-1' } };
+
+const corpus: unknown[] = [
+  valid,
+  { ...valid, outcome: 'success' },
+  { ...valid, outcome: 'failure', error: new Error('x') },
+  { ...valid, outcome: 'failure', error: { message: 'x', status_code: 403 } },
+  { ...valid, resource: { type: 'document', id: 42 } },
+  { ...valid, metadata: { a: 1 }, actor: { id: 'u-1', email: 'a@b.c' } },
+  { ...valid, action: 'api.post' },
+  { ...valid, action: 'user.login_attempt-2' },
+  undefined,
+  null,
+  'document.share',
+  [],
+  {},
+  { action: 'document.share' },
+  { ...valid, action: '' },
+  { ...valid, action: 'Document.Share' },
+  { ...valid, action: 'document..share' },
+  { ...valid, action: 'document.share ' },
+  { ...valid, action: 'a'.repeat(129) },
+  { ...valid, action: 7 },
+  { ...valid, resource: null },
+  { ...valid, resource: [] },
+  { ...valid, resource: { type: 'document' } },
+  { ...valid, resource: { id: 'd-1' } },
+  { ...valid, resource: { type: 'Document', id: 'd-1' } },
+  { ...valid, resource: { type: 'document', id: '' } },
+  { ...valid, resource: { type: 'document', id: 'x'.repeat(513) } },
+  { ...valid, resource: { type: 'document', id: Number.NaN } },
+  { ...valid, resource: { type: 'document', id: { nested: true } } },
+  { ...valid, outcome: 'ok' },
+  { ...valid, outcome: null },
+  { ...valid, metadata: 'text' },
+  { ...valid, metadata: [1] },
+  { ...valid, actor: { id: '' } },
+  { ...valid, actor: { email: 'a@b.c' } },
+  { ...valid, actor: 'u-1' },
+  { ...valid, error: 'boom' },
+  { ...valid, error: { name: 'X' } },
+];
+
+describe('event schema', () => {
+  it('the fast check and the class-validator schema agree on every input of the corpus', () => {
+    for (const input of corpus) {
+      const fast = isValidLogInput(input);
+      const issues = logInputIssues(input);
+      expect({ input, valid: fast }).toEqual({ input, valid: issues.length === 0 });
+    }
+  });
+
+  it('lists each problem as field: what is wrong', () => {
+    expect(logInputIssues({ action: 'Bad', resource: { type: 'document', id: '' }, outcome: 'maybe' })).toEqual([
+      "action: must be lower case and dot-separated, like 'document.share'",
+      "outcome: must be 'success' or 'failure'",
+      'resource.id: must be a non-empty string of at most 512 characters, or a finite number',
+    ]);
+  });
+});
