@@ -48,7 +48,7 @@ describe('resolveAuditOptions', () => {
       expect.arrayContaining([
         'flushInterval: must be at least 1 (ms), got -5',
         'maxBatchSize: must be an integer, got 1.5',
-        expect.stringMatching(/^maxQueueSize: (?=.*must be an integer)(?=.*must be at least 1).*, got "100"$/),
+        'maxQueueSize: must be an integer, got "100"',
         'shutdownTimeout: must be at least 0 (ms), got -1',
         expect.stringMatching(/^sink: must be an AuditSink .*got/),
         expect.stringMatching(/^actor: must be a function/),

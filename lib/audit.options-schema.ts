@@ -226,10 +226,11 @@ const SCHEMA_KEYS = [
 
 function collect(errors: ValidationError[], values: Record<string, unknown>, prefix = ''): string[] {
   return errors.flatMap((error) => {
-    // One line per field, with every rule it breaks.
+    // One line per field, with the first rule it breaks in declaration order (the type before the
+    // range); class-validator lists the constraints of a property in reverse declaration order.
     const messages = Object.values(error.constraints ?? {});
     return messages.length > 0
-      ? [`${prefix}${error.property}: ${messages.join('; ')}, got ${describe(values[error.property])}`]
+      ? [`${prefix}${error.property}: ${messages[messages.length - 1]}, got ${describe(values[error.property])}`]
       : [];
   });
 }

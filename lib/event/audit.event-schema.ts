@@ -165,8 +165,9 @@ function isErrorLike(value: unknown): boolean {
 
 function collect(errors: ValidationError[], prefix = ''): string[] {
   return errors.flatMap((error) => {
+    // The first rule broken in declaration order (class-validator lists them in reverse).
     const messages = Object.values(error.constraints ?? {});
-    return messages.length > 0 ? [`${prefix}${error.property}: ${messages.join('; ')}`] : [];
+    return messages.length > 0 ? [`${prefix}${error.property}: ${messages[messages.length - 1]}`] : [];
   });
 }
 
