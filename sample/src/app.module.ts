@@ -1,0 +1,36 @@
+import { Module, ValidationPipe, type DynamicModule } from '@nestjs/common';
+import { APP_PIPE } from '@nestjs/core';
+import { AuditModule, ConsoleAuditSink, FileAuditSink, type AuditSink } from 'nestjs-audit';
+import { AdminController } from './admin/admin.controller.js';
+import { AuthController } from './auth/auth.controller.js';
+import { BearerAuthGuard, RolesGuard } from './auth/auth.guards.js';
+import { AuthService } from './auth/auth.service.js';
+import { DocumentsController, ExportsController } from './documents/documents.controller.js';
+import { DocumentsService } from './documents/documents.service.js';
+
+export interface SampleOptions {
+  /** The JSON-lines audit file. */
+  auditFile: string;
+  /** Also print each event as a JSON line on stdout. */
+  console: boolean;
+}
+
+@Module({})
+export class AppModule {
+  static register(options: SampleOptions): DynamicModule {
+    const sinks: AuditSink[] = [new FileAuditSink({ path: options.auditFile })];
+    if (options.console) sinks.push(new ConsoleAuditSink());
+    return {
+      module: AppModule,
+      imports: [AuditModule.forRoot({ sink: sinks, flushInterval: 500 })],
+      controllers: [AuthController, DocumentsController, ExportsController, AdminController],
+      providers: [
+        AuthService,
+        DocumentsService,
+        BearerAuthGuard,
+        RolesGuard,
+        { provide: APP_PIPE, useValue: new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true }) },
+      ],
+    };
+  }
+}

@@ -1,0 +1,75 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AppModule } from '../../sample/src/app.module.js';
+import { runTour, type TourStep } from '../../sample/src/tour.js';
+import { trailTable } from '../../sample/src/trail-table.js';
+import { ADAPTERS, startApp, type RunningApp } from '../fixtures/http.fixture.js';
+
+describe.each(ADAPTERS)('the sample app and the demo tour over %s', (adapter) => {
+  let running: RunningApp;
+  let dir: string;
+  let steps: TourStep[];
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'nestjs-audit-sample-'));
+    running = await startApp(adapter, AppModule.register({ auditFile: join(dir, 'audit.jsonl'), console: false }));
+    steps = await runTour(running.url);
+    await running.audit.waitFor({ action: 'document.create', outcome: 'failure' });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  });
+  afterAll(async () => {
+    await running.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('answers the tour as scripted', () => {
+    expect(steps.map((step) => step.status)).toEqual([401, 200, 201, 200, 201, 200, 403, 403, 200, 201, 200, 200, 200, 401]);
+  });
+
+  it('leaves the trail an auditor expects, in order', () => {
+    const trail = running.audit.events.map((e) => [e.action, e.outcome, e.actor.id, `${e.resource.type}:${e.resource.id}`]);
+    expect(trail).toEqual([
+      ['user.login', 'failure', 'anonymous', 'user:alice@example.com'],
+      ['user.login', 'success', 'u-alice', 'user:u-alice'],
+      ['document.create', 'success', 'u-alice', 'document:doc-1'],
+      ['document.update', 'success', 'u-alice', 'document:doc-1'],
+      ['document.share', 'success', 'u-alice', 'document:doc-1'],
+      ['api.post', 'success', 'u-alice', 'api_endpoint:/documents/doc-1/share'],
+      ['user.login', 'success', 'u-bob', 'user:u-bob'],
+      ['document.delete', 'failure', 'u-bob', 'document:doc-1'],
+      ['user.role_assign', 'failure', 'u-bob', 'user:u-bob'],
+      ['user.login', 'success', 'u-carol', 'user:u-carol'],
+      ['user.role_assign', 'success', 'u-carol', 'user:u-bob'],
+      ['document.export', 'success', 'u-bob', 'document:all-visible'],
+      ['document.delete', 'success', 'u-alice', 'document:doc-1'],
+      ['document.create', 'failure', 'anonymous', 'document:unknown'],
+    ]);
+  });
+
+  it('records what each event needs and no secret', () => {
+    const events = running.audit.events;
+    expect(events.find((e) => e.action === 'document.share')?.metadata).toEqual({
+      shared_with: 'bob@example.com',
+      permission: 'read',
+      expires_at: null,
+    });
+    expect(events.find((e) => e.action === 'document.update')?.metadata).toEqual({ changed_fields: ['title'] });
+    expect(events.find((e) => e.action === 'user.role_assign' && e.outcome === 'failure')?.error).toMatchObject({ status_code: 403 });
+    expect(events.find((e) => e.action === 'document.delete' && e.outcome === 'failure')?.error).toMatchObject({
+      name: 'ForbiddenException',
+      status_code: 403,
+    });
+    expect(events.every((e) => e.actor.user_agent === 'nestjs-audit-demo/1.0')).toBe(true);
+    const serialized = JSON.stringify(events);
+    for (const password of ['wonderland', 'wonderlnd', 'builder', 'admin-carol']) expect(serialized).not.toContain(password);
+  });
+
+  it('prints the trail as a table', () => {
+    const table = trailTable(running.audit.events).split('\n');
+    expect(table[0]).toMatch(/^time\s+action\s+outcome\s+actor\s+resource\s+status\s+details$/);
+    expect(table).toHaveLength(2 + running.audit.events.length);
+    expect(table[2]).toMatch(/user\.login\s+failure\s+anonymous\s+user:alice@example\.com\s+401/);
+  });
+});
