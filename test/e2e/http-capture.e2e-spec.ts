@@ -197,4 +197,49 @@ describe.each(ADAPTERS)('HTTP capture over %s', (adapter) => {
       expect(running.audit.events).toEqual([]);
     });
   });
+
+  it('ignores X-Forwarded-For unless the app trusts the proxy', async () => {
+    await running.request('POST', '/docs', { headers: { 'x-forwarded-for': '203.0.113.9' } });
+    expect((await only({ action: 'api.post' })).actor.ip).not.toContain('203.0.113.9');
+    const trusting = await startApp(adapter, DocumentsFixtureModule.with(AuditModule.forRoot()), undefined, { trustProxy: true });
+    try {
+      await trusting.request('POST', '/docs', { headers: { 'x-forwarded-for': '203.0.113.9' } });
+      expect((await trusting.audit.waitFor({ action: 'api.post' })).actor.ip).toBe('203.0.113.9');
+    } finally {
+      await trusting.close();
+    }
+  });
+
+  it('records the full route pattern under a global prefix and URI versioning', async () => {
+    const { VersioningType } = await import('@nestjs/common');
+    const { Test } = await import('@nestjs/testing');
+    const { AuditTransport } = await import('nestjs-audit');
+    const { InMemoryAuditTransport } = await import('nestjs-audit/testing');
+    const { ExpressAdapter } = await import('@nestjs/platform-express');
+    const { FastifyAdapter } = await import('@nestjs/platform-fastify');
+    const audit = new InMemoryAuditTransport();
+    const moduleRef = await Test.createTestingModule({ imports: [DocumentsFixtureModule.with(AuditModule.forRoot())] })
+      .overrideProvider(AuditTransport)
+      .useValue(audit)
+      .compile();
+    const app = moduleRef.createNestApplication(adapter === 'express' ? new ExpressAdapter() : new FastifyAdapter(), { logger: false });
+    app.setGlobalPrefix('api');
+    app.enableVersioning({ type: VersioningType.URI, defaultVersion: '1' });
+    await app.listen(0, '127.0.0.1');
+    try {
+      const url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
+      const response = await fetch(`${url}/api/v1/docs/d-4/share`, {
+        method: 'POST',
+        headers: { authorization: 'Bearer alice-token', 'content-type': 'application/json' },
+        body: JSON.stringify({ recipient: 'bob@example.com' }),
+      });
+      expect(response.status).toBe(200);
+      const event = await audit.waitFor({ action: 'document.share' });
+      expect(event).toMatchObject({ resource: { id: 'd-4' }, context: { route: '/api/v1/docs/:id/share', path: '/api/v1/docs/d-4/share' } });
+      await fetch(`${url}/api/v1/docs/d-4/delete`, { method: 'POST', headers: { authorization: 'Bearer alice-token' } });
+      expect(await audit.waitFor({ action: 'document.delete' })).toMatchObject({ outcome: 'failure', error: { status_code: 403 } });
+    } finally {
+      await app.close();
+    }
+  });
 });

@@ -64,6 +64,22 @@ describe('AuditModule configuration', () => {
     await moduleRef.close();
   });
 
+  it('is global: a feature module injects AuditService without importing AuditModule', async () => {
+    @Injectable()
+    class Feature {
+      constructor(readonly audit: AuditService) {}
+    }
+    @Module({ providers: [Feature], exports: [Feature] })
+    class FeatureModule {}
+    const moduleRef = await Test.createTestingModule({ imports: [AuditModule.forRoot(), FeatureModule] })
+      .overrideProvider(AuditTransport)
+      .useValue(new InMemoryAuditTransport())
+      .compile();
+    const id = moduleRef.get(Feature).audit.log({ action: 'feature.use', resource: { type: 'feature', id: 'f-1' } });
+    expect((moduleRef.get(AuditTransport) as InMemoryAuditTransport).find({ id })).toHaveLength(1);
+    await moduleRef.close();
+  });
+
   it('forRootAsync({ useClass }) calls createAuditOptions()', async () => {
     const moduleRef = await Test.createTestingModule({ imports: [AuditModule.forRootAsync({ useClass: AuditOptionsFromClass })] })
       .overrideProvider(AuditTransport)
