@@ -1,7 +1,15 @@
 import { Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService } from '@nestjs/core';
 import { AuditRecorder } from '../event/audit.recorder.js';
-import { activateApp, bindClass, bindInstance, deactivateApp, isAuditedClass, type AuditApp } from './audit.routing.js';
+import {
+  activateApp,
+  bindClass,
+  bindInstance,
+  deactivateApp,
+  isAuditedClass,
+  unbindClass,
+  type AuditApp,
+} from './audit.routing.js';
 
 /**
  * Binds the objects of this app that have `@Audit()` methods to this app, so
@@ -11,6 +19,7 @@ import { activateApp, bindClass, bindInstance, deactivateApp, isAuditedClass, ty
 @Injectable()
 export class AuditExplorer implements OnModuleInit, OnApplicationShutdown {
   private readonly app: AuditApp;
+  private readonly boundClasses = new Set<Function>();
 
   constructor(
     private readonly discovery: DiscoveryService,
@@ -27,6 +36,8 @@ export class AuditExplorer implements OnModuleInit, OnApplicationShutdown {
 
   onApplicationShutdown(): void {
     deactivateApp(this.app);
+    for (const cls of this.boundClasses) unbindClass(cls, this.recorder);
+    this.boundClasses.clear();
   }
 
   /** Whether `instance` was created by this app (for objects met before `onModuleInit`). */
@@ -41,6 +52,7 @@ export class AuditExplorer implements OnModuleInit, OnApplicationShutdown {
       const cls = (instance?.constructor ?? wrapper.metatype) as Function | undefined;
       if (!isAuditedClass(cls)) continue;
       bindClass(cls, this.recorder);
+      this.boundClasses.add(cls);
       if (wrapper.isDependencyTreeStatic() && !wrapper.isTransient && instance) {
         bindInstance(instance, this.recorder);
         found ||= instance === wanted;

@@ -64,6 +64,11 @@ export function bindClass(cls: Function, target: AuditEventTarget): void {
   targets.add(target);
 }
 
+/** Forgets a closed app: its classes route to the apps still running. */
+export function unbindClass(cls: Function, target: AuditEventTarget): void {
+  routing.classes.get(cls)?.delete(target);
+}
+
 /**
  * The app an `@Audit()` method call belongs to: the request's (or
  * `AuditContext.run()`'s) app; else the app that created the object; else the

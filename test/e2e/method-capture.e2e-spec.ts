@@ -193,4 +193,19 @@ describe('two apps in one process', () => {
       await second.close();
     }
   });
+
+  it('never routes an object nobody created to a guessed app, and forgets closed apps', async () => {
+    const { unroutedCount } = await import('../../lib/capture/audit.routing.js');
+    const first = await startApp('express', DocumentsFixtureModule.with(AuditModule.forRoot()));
+    const second = await startApp('express', DocumentsFixtureModule.with(AuditModule.forRoot()));
+    const before = unroutedCount();
+    new DocumentsService().purge('orphan-1');
+    expect(unroutedCount()).toBe(before + 1);
+    expect([...first.audit.events, ...second.audit.events]).toEqual([]);
+    await first.close();
+    new DocumentsService().purge('orphan-2');
+    expect(second.audit.find({ resource: { id: 'orphan-2' } })).toHaveLength(1);
+    expect(first.audit.events).toEqual([]);
+    await second.close();
+  });
 });
