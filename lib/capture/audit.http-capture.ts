@@ -74,10 +74,15 @@ export class AuditHttpCapture {
 
   private requestHook(adapter: unknown, previous: RequestHook | undefined, rawOf: (request: any) => RawRequest): RequestHook {
     return (request, reply, done) => {
-      const raw = rawOf(request);
-      const response: RawResponse = reply.raw ?? reply;
-      const store = this.begin(request, raw, response);
       const next = previous ? () => previous.call(adapter, request, reply, done) : done;
+      let store: AuditStore;
+      try {
+        store = this.begin(request, rawOf(request), reply.raw ?? reply);
+      } catch (error) {
+        // The library's own trouble never fails a request: it goes on, unaudited, and says so.
+        this.logger.error(`Opening the audit context of a request failed: ${String(error)}`);
+        return next();
+      }
       return auditState.als.run(store, next);
     };
   }
