@@ -16,6 +16,9 @@ import {
 import { AuditConfigurationError } from './audit.errors.js';
 import { AUDIT_DEFAULTS, HTTP_METHODS, type AuditHttpOptions, type AuditModuleOptions } from './audit.options.js';
 import type { AuditActor } from './event/audit-event.interface.js';
+import { pseudonymizeIssues, type AuditPseudonymizeOptions } from './event/audit.pseudonymizer.js';
+import type { AuditRedactionOptions } from './event/audit.redaction.js';
+import type { AuditSnapshotLimits } from './event/audit.snapshot.js';
 import { ConsoleAuditSink } from './sinks/console.sink.js';
 import type { AuditSink } from './sinks/audit.sink.js';
 
@@ -99,6 +102,59 @@ class HttpSchema {
   exclude?: (string | RegExp)[];
 }
 
+function IsArrayOf(check: (item: unknown) => boolean, message: string): PropertyDecorator {
+  return ValidateBy(
+    { name: 'isArrayOf', validator: { validate: (value) => Array.isArray(value) && value.every(check) } },
+    { message },
+  );
+}
+
+class RedactionSchema {
+  @IsOptional()
+  @IsArrayOf((item) => typeof item === 'string' && item.length > 0, 'must be an array of key names')
+  keys?: unknown;
+
+  @IsOptional()
+  @IsArrayOf((item) => item instanceof RegExp, 'must be an array of RegExps')
+  patterns?: unknown;
+
+  @IsOptional()
+  @IsArrayOf((item) => typeof item === 'string' && item.length > 0, 'must be an array of key names')
+  allowKeys?: unknown;
+
+  @IsOptional()
+  @IsFunctionValue({ message: 'must be a function (value, path) => value' })
+  redact?: unknown;
+}
+
+class LimitsSchema {
+  @IsOptional()
+  @IsInt({ message: 'must be an integer' })
+  @Min(1, { message: 'must be at least 1' })
+  @Max(1000, { message: 'must be at most 1000' })
+  maxDepth?: number;
+
+  @IsOptional()
+  @IsInt({ message: 'must be an integer' })
+  @Min(1, { message: 'must be at least 1' })
+  maxKeys?: number;
+
+  @IsOptional()
+  @IsInt({ message: 'must be an integer' })
+  @Min(1, { message: 'must be at least 1' })
+  maxArrayItems?: number;
+
+  @IsOptional()
+  @IsInt({ message: 'must be an integer' })
+  @Min(16, { message: 'must be at least 16' })
+  maxStringLength?: number;
+
+  @IsOptional()
+  @IsInt({ message: 'must be an integer' })
+  @Min(256, { message: 'must be at least 256' })
+  maxMetadataBytes?: number;
+}
+
 class AuditOptionsSchema {
   @IsOptional()
   @IsSinkOrSinks()
@@ -140,6 +196,15 @@ class AuditOptionsSchema {
   @IsInt(INTEGER_MS)
   @Min(0, { message: 'must be at least 0 (ms)' })
   shutdownTimeout?: number;
+
+  @IsOptional()
+  redaction?: unknown;
+
+  @IsOptional()
+  limits?: unknown;
+
+  @IsOptional()
+  pseudonymize?: unknown;
 }
 
 /** The options after validation, with every default applied. */
@@ -153,6 +218,9 @@ export interface ResolvedAuditOptions {
   context: AuditModuleOptions['context'];
   systemActor: AuditActor;
   shutdownTimeout: number;
+  redaction: AuditRedactionOptions;
+  limits: AuditSnapshotLimits;
+  pseudonymize: AuditPseudonymizeOptions | undefined;
 }
 
 /**
@@ -187,6 +255,9 @@ export function resolveAuditOptions(
     const http = Object.assign(new HttpSchema(), input.http);
     issues.push(...collect(validateSync(http), input.http as Record<string, unknown>, 'http.'));
   }
+  issues.push(...nested(input, 'redaction', RedactionSchema, ['keys', 'patterns', 'allowKeys', 'redact']));
+  issues.push(...nested(input, 'limits', LimitsSchema, ['maxDepth', 'maxKeys', 'maxArrayItems', 'maxStringLength', 'maxMetadataBytes']));
+  if (input.pseudonymize !== undefined) issues.push(...pseudonymizeIssues(input.pseudonymize));
   if (issues.length > 0) {
     throw new AuditConfigurationError(issues);
   }
@@ -209,10 +280,38 @@ export function resolveAuditOptions(
     context: input.context as ResolvedAuditOptions['context'],
     systemActor: { ...((input.systemActor as AuditActor | undefined) ?? AUDIT_DEFAULTS.systemActor) },
     shutdownTimeout: (input.shutdownTimeout as number | undefined) ?? AUDIT_DEFAULTS.shutdownTimeout,
+    redaction: { ...(input.redaction as AuditRedactionOptions | undefined) },
+    limits: resolveLimits(input.limits as Record<string, number | undefined> | undefined),
+    pseudonymize: input.pseudonymize as AuditPseudonymizeOptions | undefined,
   };
 }
 
+function resolveLimits(limits: Record<string, number | undefined> = {}): AuditSnapshotLimits {
+  const defaults = AUDIT_DEFAULTS.limits;
+  return {
+    maxDepth: limits.maxDepth ?? defaults.maxDepth,
+    maxKeys: limits.maxKeys ?? defaults.maxKeys,
+    maxArrayItems: limits.maxArrayItems ?? defaults.maxArrayItems,
+    maxStringLength: limits.maxStringLength ?? defaults.maxStringLength,
+    maxBytes: limits.maxMetadataBytes ?? defaults.maxMetadataBytes,
+  };
+}
+
+/** Validates an optional object option against its schema, naming unknown keys too. */
+function nested(input: Record<string, unknown>, name: string, Schema: new () => object, known: string[]): string[] {
+  const value = input[name];
+  if (value === undefined) return [];
+  if (!isPlainObject(value)) return [`${name}: must be an object, got ${describe(value)}`];
+  const issues = Object.keys(value)
+    .filter((key) => !known.includes(key))
+    .map((key) => `${name}.${key}: is not a ${name} option (known: ${known.join(', ')})`);
+  return issues.concat(collect(validateSync(Object.assign(new Schema(), value)), value, `${name}.`));
+}
+
 const SCHEMA_KEYS = [
+  'redaction',
+  'limits',
+  'pseudonymize',
   'sink',
   'flushInterval',
   'maxBatchSize',

@@ -1,4 +1,6 @@
 import type { AuditActor } from './event/audit-event.interface.js';
+import type { AuditPseudonymizeOptions } from './event/audit.pseudonymizer.js';
+import type { AuditRedactionOptions } from './event/audit.redaction.js';
 import type { AuditSink } from './sinks/audit.sink.js';
 
 /** HTTP methods the automatic request audit understands. */
@@ -62,6 +64,31 @@ export interface AuditModuleOptions {
   systemActor?: AuditActor;
   /** Longest time (ms) `app.close()` waits for queued events to be written. Default 10 000. */
   shutdownTimeout?: number;
+  /** Extra redaction rules; the built-in ones are always on. */
+  redaction?: AuditRedactionOptions;
+  /** Bounds of each event's metadata. */
+  limits?: AuditLimitsOptions;
+  /** Keyed pseudonyms for chosen fields (GDPR). Default: off. */
+  pseudonymize?: AuditPseudonymizeOptions;
+}
+
+/**
+ * Bounds of each event's metadata; beyond each, a visible marker and
+ * `metadata_truncated: true` on the event.
+ *
+ * @publicApi
+ */
+export interface AuditLimitsOptions {
+  /** Nesting depth. Default 10. */
+  maxDepth?: number;
+  /** Keys per object. Default 500. */
+  maxKeys?: number;
+  /** Items per array, Map or Set. Default 1000. */
+  maxArrayItems?: number;
+  /** Characters per string. Default 8192. */
+  maxStringLength?: number;
+  /** Serialized metadata, UTF-8 JSON bytes. Default 32 768. */
+  maxMetadataBytes?: number;
 }
 
 /**
@@ -76,4 +103,5 @@ export const AUDIT_DEFAULTS = Object.freeze({
   http: Object.freeze({ methods: ['POST', 'PUT', 'PATCH', 'DELETE'], exclude: [] as (string | RegExp)[] }),
   systemActor: Object.freeze({ id: 'system', type: 'system' }) as AuditActor,
   shutdownTimeout: 10_000,
+  limits: Object.freeze({ maxDepth: 10, maxKeys: 500, maxArrayItems: 1000, maxStringLength: 8192, maxMetadataBytes: 32_768 }),
 });

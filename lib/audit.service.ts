@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { AuditLogInput } from './event/audit.event-schema.js';
+import { AuditPseudonymError } from './event/audit.pseudonymizer.js';
 import { AuditRecorder } from './event/audit.recorder.js';
 import { AuditTransport, type AuditTransportStats } from './transport/audit.transport.js';
 
@@ -40,5 +41,31 @@ export class AuditService {
   /** The transport's counters (`enqueued`, `delivered`, `dropped`, `pending`, …), when it keeps them. */
   stats(): AuditTransportStats | undefined {
     return this.transport.stats?.();
+  }
+
+  /**
+   * The pseudonym a value gets in the trail (with the `pseudonymize` option):
+   * to find one person's events without storing who they are.
+   */
+  pseudonym(value: string): string {
+    return this.pseudonymizer().pseudonym(value, value.includes('@'));
+  }
+
+  /** The value behind a pseudonym, from the `PseudonymStore`; `undefined` once forgotten. */
+  reidentify(pseudonym: string): Promise<string | undefined> {
+    return this.pseudonymizer().reidentify(pseudonym);
+  }
+
+  /** Deletes the store's mappings of `value` (an erasure request); resolves to how many were deleted. */
+  forget(value: string): Promise<number> {
+    return this.pseudonymizer().forget(value);
+  }
+
+  private pseudonymizer() {
+    const pseudonymizer = this.recorder.pseudonymizer;
+    if (!pseudonymizer) {
+      throw new AuditPseudonymError('Pseudonyms need the pseudonymize option: AuditModule.forRoot({ pseudonymize: { secret, keyId, fields } }).');
+    }
+    return pseudonymizer;
   }
 }

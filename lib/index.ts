@@ -4,6 +4,7 @@ export {
   AUDIT_DEFAULTS,
   type AuditActorResolver,
   type AuditHttpOptions,
+  type AuditLimitsOptions,
   type AuditModuleOptions,
   type AuditRequestContextResolver,
 } from './audit.options.js';
@@ -11,7 +12,15 @@ export { AuditService } from './audit.service.js';
 export { AuditConfigurationError, AuditContextError, AuditError, AuditValidationError } from './audit.errors.js';
 export { Audit, SkipAudit } from './decorators/index.js';
 export { AuditContext, type AuditContextValues } from './context/audit.context.js';
-export type { AuditCallInfo, AuditMethodOptions } from './context/audit.store.js';
+export type { AuditCallInfo, AuditMethodDiffOptions, AuditMethodOptions } from './context/audit.store.js';
+export { auditDiff, type AuditDiff, type AuditDiffOptions } from './event/audit.diff.js';
+export { REDACTED, type AuditRedactionOptions } from './event/audit.redaction.js';
+export {
+  AuditPseudonymError,
+  InMemoryPseudonymStore,
+  type AuditPseudonymizeOptions,
+  type PseudonymStore,
+} from './event/audit.pseudonymizer.js';
 export type {
   AuditActor,
   AuditEvent,

@@ -102,6 +102,8 @@ export class AuditHttpCapture {
         route: undefined,
         handlerCalled: false,
         args: undefined,
+        instance: undefined,
+        before: undefined,
         result: undefined,
         error: undefined,
         done: false,

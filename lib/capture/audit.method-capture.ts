@@ -1,5 +1,10 @@
+import { Logger } from '@nestjs/common';
 import { currentStore, type AuditMethodMetadata, type AuditStore, type HttpExchange } from '../context/audit.store.js';
+import { snapshot } from '../event/audit.snapshot.js';
 import { resolveTarget } from './audit.routing.js';
+
+const logger = new Logger('nestjs-audit');
+const DIFF_LIMITS = { maxDepth: 10, maxKeys: 500, maxArrayItems: 1000, maxStringLength: 8192, maxBytes: 1024 * 1024 };
 
 /**
  * Wraps a method so that each call is recorded: success when it returns (or
@@ -14,30 +19,31 @@ export function wrapAuditedMethod(original: Function, meta: AuditMethodMetadata)
   const audited = function (this: unknown, ...args: unknown[]): unknown {
     const store = currentStore();
     const http = store?.http;
+    const before = meta.options.diff ? captureBefore(meta, this, args) : undefined;
     if (http !== undefined && !http.handlerCalled && http.route?.audit === meta) {
-      return callRouteHandler(original, this, args, http);
+      return callRouteHandler(original, this, args, http, before);
     }
     let result: unknown;
     try {
       result = original.apply(this, args);
     } catch (error) {
-      record(meta, this, args, undefined, error, true, store);
+      record(meta, this, args, undefined, error, true, store, before);
       throw error;
     }
     if (result instanceof Promise) {
       // A new promise that settles with the same value or error: an unhandled rejection stays unhandled.
       return result.then(
         (value: unknown) => {
-          record(meta, this, args, value, undefined, false, store);
+          record(meta, this, args, value, undefined, false, store, before);
           return value;
         },
         (error: unknown) => {
-          record(meta, this, args, undefined, error, true, store);
+          record(meta, this, args, undefined, error, true, store, before);
           throw error;
         },
       );
     }
-    record(meta, this, args, result, undefined, false, store);
+    record(meta, this, args, result, undefined, false, store, before);
     return result;
   };
   Object.defineProperty(audited, 'name', { value: original.name, configurable: true });
@@ -45,9 +51,27 @@ export function wrapAuditedMethod(original: Function, meta: AuditMethodMetadata)
   return audited;
 }
 
-function callRouteHandler(original: Function, self: unknown, args: unknown[], http: HttpExchange): unknown {
+/** `diff.before`, evaluated now and copied at once: the method may mutate what it returns. */
+function captureBefore(meta: AuditMethodMetadata, instance: unknown, args: unknown[]): unknown {
+  const diff = meta.options.diff!;
+  try {
+    const value = diff === true || !diff.before ? args[0] : diff.before({ args, instance });
+    if (value instanceof Promise) {
+      logger.warn(`diff.before of @Audit() on ${meta.where} returned a promise; it must be synchronous, so no diff is recorded.`);
+      return undefined;
+    }
+    return snapshot(value, DIFF_LIMITS).value;
+  } catch (error) {
+    logger.warn(`diff.before of @Audit() on ${meta.where} threw, so no diff is recorded: ${String(error)}`);
+    return undefined;
+  }
+}
+
+function callRouteHandler(original: Function, self: unknown, args: unknown[], http: HttpExchange, before: unknown): unknown {
   http.handlerCalled = true;
   http.args = args;
+  http.instance = self;
+  http.before = before;
   let result: unknown;
   try {
     result = original.apply(self, args);
@@ -79,9 +103,10 @@ function record(
   error: unknown,
   failed: boolean,
   store: AuditStore | undefined,
+  before: unknown,
 ): void {
   try {
-    resolveTarget(store, instance, meta.action)?.recordMethodCall({ meta, args, result, error, failed, store });
+    resolveTarget(store, instance, meta.action)?.recordMethodCall({ meta, instance, args, result, error, failed, store, before });
   } catch {
     // Recording never reaches into the caller; the target reports its own failures.
   }

@@ -13,11 +13,14 @@ export interface AuditEventTarget {
 
 export interface MethodCallRecord {
   meta: AuditMethodMetadata;
+  instance: unknown;
   args: unknown[];
   result?: unknown;
   error?: unknown;
   failed: boolean;
   store: AuditStore | undefined;
+  /** The snapshot `options.diff.before` took before the call. */
+  before?: unknown;
 }
 
 /** What `@Audit()` stores on a method. */
@@ -39,6 +42,23 @@ export interface AuditCallInfo<TArgs extends unknown[] = unknown[], TResult = un
   error?: unknown;
   /** The framework's request, for controller handlers. */
   request?: unknown;
+  /** The object the method was called on (`this`). */
+  instance?: unknown;
+}
+
+/**
+ * `@Audit()`'s `diff` option: what to compare. `before` runs just before the
+ * method (synchronously; its value is copied at once, so the method may mutate
+ * it), `after` once it returned. `diff: true` compares the first argument,
+ * as it was before the call, with the result.
+ *
+ * @publicApi
+ */
+export interface AuditMethodDiffOptions<TArgs extends unknown[] = any[], TResult = any> {
+  before?: (info: { args: TArgs; instance?: unknown }) => unknown;
+  after?: (info: AuditCallInfo<TArgs, TResult>) => unknown;
+  include?: string[];
+  exclude?: string[];
 }
 
 /** Options of `@Audit()`. @publicApi */
@@ -47,6 +67,8 @@ export interface AuditMethodOptions<TArgs extends unknown[] = any[], TResult = a
   resourceId?: (info: AuditCallInfo<TArgs, TResult>) => string | number | undefined | null;
   /** Metadata recorded with the event. Capture what matters, never whole payloads. */
   metadata?: (info: AuditCallInfo<TArgs, TResult>) => Record<string, unknown> | undefined;
+  /** Adds `changed_fields`, `old_values` and `new_values` to the metadata of a successful call. */
+  diff?: true | AuditMethodDiffOptions<TArgs, TResult>;
 }
 
 /** A route as registered with the HTTP adapter, and what the audit needs to know of it. */
@@ -70,6 +92,9 @@ export interface HttpExchange {
   /** The decorated route handler has been entered (its arguments are known). */
   handlerCalled: boolean;
   args: unknown[] | undefined;
+  /** The route handler's `this` and its `diff.before` snapshot. */
+  instance: unknown;
+  before: unknown;
   result: unknown;
   /** The exception a pipe, the handler or an inner interceptor threw. */
   error: unknown;

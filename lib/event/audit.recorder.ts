@@ -9,6 +9,7 @@ import {
   type AuditEventTarget,
   type AuditStore,
   type HttpExchange,
+  type AuditMethodOptions as AuditMethodMetadataOptions,
   type MethodCallRecord,
 } from '../context/audit.store.js';
 import { ensureRequestId, ipOf, userAgentOf } from '../context/request-context.js';
@@ -20,7 +21,10 @@ import type {
   AuditEventError,
   AuditOutcome,
 } from './audit-event.interface.js';
-import { assertValidLogInput, type AuditLogInput } from './audit.event-schema.js';
+import { auditDiff } from './audit.diff.js';
+import { assertValidLogInput, MAX_RESOURCE_ID_LENGTH, type AuditLogInput } from './audit.event-schema.js';
+import { AuditPseudonymizer } from './audit.pseudonymizer.js';
+import { AuditRedactor, REDACTED } from './audit.redaction.js';
 import { snapshotMetadata } from './audit.snapshot.js';
 import { uuidv7 } from './uuid7.js';
 
@@ -44,11 +48,20 @@ export interface HttpEnding {
 @Injectable()
 export class AuditRecorder implements AuditEventTarget, OnApplicationShutdown {
   private readonly logger = new RateLimitedLogger();
+  readonly redactor: AuditRedactor;
+  readonly pseudonymizer: AuditPseudonymizer | undefined;
 
   constructor(
     @Inject(AUDIT_RESOLVED_OPTIONS) private readonly options: ResolvedAuditOptions,
     private readonly transport: AuditTransport,
-  ) {}
+  ) {
+    this.redactor = new AuditRedactor(options.redaction);
+    this.pseudonymizer = options.pseudonymize
+      ? new AuditPseudonymizer(options.pseudonymize, (error) =>
+          this.logger.warn('pseudonym-store', MESSAGES.callbackFailed('PseudonymStore.save()', describe(error))),
+        )
+      : undefined;
+  }
 
   /** `AuditService.log()`: validates, builds, enqueues, returns the id. */
   log(input: AuditLogInput): string {
@@ -63,7 +76,7 @@ export class AuditRecorder implements AuditEventTarget, OnApplicationShutdown {
       store,
       input.actor,
     );
-    if (input.error !== undefined) event.error = errorInfo(input.error);
+    if (input.error !== undefined) event.error = this.errorOf(input.error);
     this.send(event);
     return event.id;
   }
@@ -72,16 +85,16 @@ export class AuditRecorder implements AuditEventTarget, OnApplicationShutdown {
   recordMethodCall(call: MethodCallRecord): void {
     try {
       const { meta, store } = call;
-      const info = { args: call.args, result: call.result, error: call.error, request: store?.request };
+      const info = { args: call.args, result: call.result, error: call.error, request: store?.request, instance: call.instance };
       const event = this.build(
         meta.action,
         call.failed ? 'failure' : 'success',
         meta.resourceType,
         this.resourceIdOf(meta.options.resourceId, info, store, meta.where),
-        this.metadataOf(meta.options.metadata, info, meta.where),
+        this.metadataOf(meta, info, call.failed, call.before),
         store,
       );
-      if (call.failed) event.error = errorInfo(call.error);
+      if (call.failed) event.error = this.errorOf(call.error);
       this.send(event);
     } catch (error) {
       this.logger.error('record', MESSAGES.callbackFailed('Recording an audit event', describe(error)));
@@ -98,13 +111,14 @@ export class AuditRecorder implements AuditEventTarget, OnApplicationShutdown {
         result: http.result,
         error: failed ? http.error : undefined,
         request: store.request,
+        instance: http.instance,
       };
       const event = this.build(
         meta.action,
         failed ? 'failure' : 'success',
         meta.resourceType,
         this.resourceIdOf(meta.options.resourceId, info, store, meta.where),
-        this.metadataOf(meta.options.metadata, info, meta.where),
+        this.metadataOf(meta, info, failed || !http.handlerCalled, http.before),
         store,
       );
       this.addHttpFacts(event, http, ending, failed);
@@ -128,7 +142,7 @@ export class AuditRecorder implements AuditEventTarget, OnApplicationShutdown {
         undefined,
         store,
       );
-      event.metadata = { method: http.method, path: http.path, status_code: status, duration_ms: durationMs };
+      event.metadata = { method: http.method, path: event.resource.id, status_code: status, duration_ms: durationMs };
       this.addHttpFacts(event, http, ending, failed, durationMs);
       this.send(event);
     } catch (error) {
@@ -173,14 +187,17 @@ export class AuditRecorder implements AuditEventTarget, OnApplicationShutdown {
     explicitActor?: AuditActor,
   ): AuditEvent {
     const now = Date.now();
-    const snapshot = snapshotMetadata(metadata);
+    const snapshot = snapshotMetadata(metadata, this.options.limits, this.redactor, 'metadata');
+    const actor = this.actorOf(store, explicitActor);
+    actor.id = this.field(actor.id, 'actor.id');
+    if (actor.user_agent !== undefined) actor.user_agent = this.field(actor.user_agent, 'actor.user_agent');
     const event: AuditEvent = {
       id: uuidv7(now),
       timestamp: new Date(now).toISOString(),
       action,
       outcome,
-      actor: this.actorOf(store, explicitActor),
-      resource: { type: resourceType, id: String(resourceId) },
+      actor,
+      resource: { type: resourceType, id: this.field(String(resourceId).slice(0, MAX_RESOURCE_ID_LENGTH), 'resource.id') },
       metadata: snapshot.value,
     };
     const context = store ? this.contextOf(store) : undefined;
@@ -202,14 +219,16 @@ export class AuditRecorder implements AuditEventTarget, OnApplicationShutdown {
         this.logger.warn('context', MESSAGES.callbackFailed('The context resolver', describe(error)));
       }
     }
-    if (store.request !== undefined || store.requestId !== undefined) context.request_id = ensureRequestId(store);
-    if (sessionId !== undefined) context.session_id = sessionId;
-    if (tenantId !== undefined) context.tenant_id = tenantId;
+    if (store.request !== undefined || store.requestId !== undefined) {
+      context.request_id = this.field(ensureRequestId(store), 'context.request_id');
+    }
+    if (sessionId !== undefined) context.session_id = this.field(sessionId, 'context.session_id');
+    if (tenantId !== undefined) context.tenant_id = this.field(tenantId, 'context.tenant_id');
     const http = store.http;
     if (http) {
       context.method = http.method;
       if (http.route?.path) context.route = http.route.path;
-      context.path = http.path;
+      context.path = this.field(http.path, 'context.path');
     }
     return Object.keys(context).length > 0 ? context : undefined;
   }
@@ -223,7 +242,7 @@ export class AuditRecorder implements AuditEventTarget, OnApplicationShutdown {
     if (ending.aborted) {
       event.error = { name: 'ClientClosedRequest', message: 'The client closed the connection before the response was complete', status_code: status };
     } else if (http.error !== undefined) {
-      event.error = { ...errorInfo(http.error), status_code: status };
+      event.error = { ...this.errorOf(http.error), status_code: status };
     } else {
       // A guard, middleware or filter answered; only the status is known here.
       event.error = { name: 'HttpError', message: STATUS_CODES[status] ?? `HTTP ${status}`, status_code: status };
@@ -251,21 +270,67 @@ export class AuditRecorder implements AuditEventTarget, OnApplicationShutdown {
     return 'unknown';
   }
 
+  /** `options.metadata()`, and on success the `options.diff` of before and after. */
   private metadataOf(
-    resolver: ((info: any) => unknown) | undefined,
-    info: { args: unknown[]; result?: unknown; error?: unknown; request?: unknown },
-    where: string,
+    meta: { options: AuditMethodMetadataOptions; where: string },
+    info: { args: unknown[]; result?: unknown; error?: unknown; request?: unknown; instance?: unknown },
+    failed: boolean,
+    before: unknown,
   ): unknown {
-    if (!resolver) return undefined;
+    const { metadata: resolver, diff } = meta.options;
+    let metadata: unknown;
+    if (resolver) {
+      try {
+        metadata = resolver(info);
+      } catch (error) {
+        this.logger.warn(`metadata:${meta.where}`, MESSAGES.callbackFailed(`metadata() of @Audit() on ${meta.where}`, describe(error)));
+        metadata = { audit_error: `metadata() threw: ${describe(error)}` };
+      }
+    }
+    if (!diff || failed || before === undefined) return metadata;
     try {
-      return resolver(info);
+      const options = diff === true ? {} : diff;
+      const after = options.after ? options.after(info) : info.result;
+      const changes = auditDiff(before, after, options, this.redactor);
+      return metadata !== null && typeof metadata === 'object' ? { ...metadata, ...changes } : changes;
     } catch (error) {
-      this.logger.warn(`metadata:${where}`, MESSAGES.callbackFailed(`metadata() of @Audit() on ${where}`, describe(error)));
-      return { audit_error: `metadata() threw: ${describe(error)}` };
+      this.logger.warn(`diff:${meta.where}`, MESSAGES.callbackFailed(`diff of @Audit() on ${meta.where}`, describe(error)));
+      return metadata;
     }
   }
 
+  /** A recorded string outside metadata: secrets scrubbed, the user's hook applied. */
+  private field(value: string, path: string): string {
+    let out = this.redactor.scrub(value);
+    const hook = this.redactor.hook;
+    if (hook) {
+      try {
+        const hooked = hook(out, path);
+        out = typeof hooked === 'string' ? hooked : hooked === out ? out : REDACTED;
+      } catch {
+        out = REDACTED;
+      }
+    }
+    return out;
+  }
+
+  /** `{ name, message, status_code? }` of anything thrown, with secrets scrubbed and the message bounded. */
+  private errorOf(error: unknown): AuditEventError {
+    const info = errorInfo(error);
+    const max = this.options.limits.maxStringLength;
+    info.name = this.field(info.name.slice(0, 200), 'error.name');
+    info.message = this.field(info.message.length > max ? `${info.message.slice(0, max)}…[Truncated]` : info.message, 'error.message');
+    return info;
+  }
+
   private send(event: AuditEvent): void {
+    try {
+      this.pseudonymizer?.apply(event);
+    } catch (error) {
+      // Fail closed: an event whose personal data could not be pseudonymised does not leave with it.
+      this.logger.error('pseudonymize', MESSAGES.callbackFailed('Pseudonymisation', describe(error)));
+      return;
+    }
     try {
       this.transport.send(event);
     } catch (error) {

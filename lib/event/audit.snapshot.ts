@@ -1,3 +1,5 @@
+import { AuditRedactor, REDACTED, isCardNumber } from './audit.redaction.js';
+
 /**
  * Limits that keep one event's metadata bounded whatever a caller passes.
  *
@@ -12,7 +14,7 @@ export interface AuditSnapshotLimits {
   maxArrayItems: number;
   /** Characters kept per string. Default 8192. */
   maxStringLength: number;
-  /** Approximate serialized size of the whole tree, in bytes. Default 32 KiB. */
+  /** Serialized size of the whole metadata (UTF-8 JSON), in bytes. Default 32 KiB. */
   maxBytes: number;
 }
 
@@ -24,7 +26,11 @@ export const DEFAULT_SNAPSHOT_LIMITS: Readonly<AuditSnapshotLimits> = Object.fre
   maxBytes: 32 * 1024,
 });
 
+/** The key of the marker that says an object was cut. */
 export const TRUNCATED_KEY = '…';
+const SIZE_MARKER = '[Truncated: size limit]';
+// Room kept for the root's size marker, so the cut tree plus its marker stays within maxBytes.
+const MARKER_RESERVE = 64;
 
 export interface SnapshotResult<T = unknown> {
   value: T;
@@ -39,6 +45,8 @@ interface FillTask {
   depth: number;
   /** The chain of objects above this one, to tell a cycle from a shared reference. */
   ancestors: Ancestor | undefined;
+  /** Dotted path, tracked only for a user redact hook. */
+  path: string;
 }
 
 interface Ancestor {
@@ -47,46 +55,44 @@ interface Ancestor {
 }
 
 const { toString: objectToString, hasOwnProperty } = Object.prototype;
+const PLAIN_ASCII = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
 
 /**
  * Copies `input` into a plain, bounded, JSON-safe tree, once, so that later
  * mutation of the caller's object changes nothing and no sink can throw on
- * it. Never throws; every value that cannot be read becomes a marker string.
- * Walks without recursion, so deep nesting cannot overflow the stack.
+ * it; with a redactor, secrets are replaced on the way. Never throws; every
+ * value that cannot be read becomes a marker string. Walks without
+ * recursion, so deep nesting cannot overflow the stack.
  */
 export function snapshot(
   input: unknown,
   limits: AuditSnapshotLimits = DEFAULT_SNAPSHOT_LIMITS,
+  redactor?: AuditRedactor,
+  rootPath = '',
 ): SnapshotResult {
-  const state = new SnapshotState(limits);
-  let value: unknown;
-  try {
-    value = state.convert(input, 0, undefined);
-    state.drain();
-  } catch (error) {
-    // Only a bug here can throw; the event still goes out, marked.
-    value = unserializable(error);
-    state.truncated = true;
-  }
-  return { value, truncated: state.truncated };
+  const state = new SnapshotState(limits, redactor);
+  return state.run(input, rootPath);
 }
 
 /**
  * The snapshot of an event's metadata: always an object. A flat object of
- * primitives, the common case, takes a fast path without the task stack.
+ * short plain strings, finite numbers and booleans under non-secret keys, the
+ * common case, takes a fast path without the task stack.
  */
 export function snapshotMetadata(
   input: unknown,
   limits: AuditSnapshotLimits = DEFAULT_SNAPSHOT_LIMITS,
+  redactor?: AuditRedactor,
+  rootPath = '',
 ): SnapshotResult<Record<string, unknown>> {
   if (input === undefined || input === null) {
     return { value: {}, truncated: false };
   }
-  const flat = snapshotFlat(input, limits);
+  const flat = snapshotFlat(input, limits, redactor);
   if (flat) {
     return { value: flat, truncated: false };
   }
-  const result = snapshot(input, limits);
+  const result = snapshot(input, limits, redactor, rootPath);
   if (result.value !== null && typeof result.value === 'object' && !Array.isArray(result.value)) {
     return result as SnapshotResult<Record<string, unknown>>;
   }
@@ -96,8 +102,9 @@ export function snapshotMetadata(
 function snapshotFlat(
   input: unknown,
   limits: AuditSnapshotLimits,
+  redactor: AuditRedactor | undefined,
 ): Record<string, unknown> | undefined {
-  if (typeof input !== 'object' || Object.getPrototypeOf(input) !== Object.prototype) {
+  if (typeof input !== 'object' || Object.getPrototypeOf(input) !== Object.prototype || redactor?.hook) {
     return undefined;
   }
   try {
@@ -107,19 +114,23 @@ function snapshotFlat(
     let bytes = 2;
     for (const key in source) {
       if (!hasOwnProperty.call(source, key)) continue;
-      if (++count > limits.maxKeys || key === '__proto__') return undefined;
+      if (++count > limits.maxKeys || key === '__proto__' || !PLAIN_ASCII.test(key)) return undefined;
       const descriptor = Object.getOwnPropertyDescriptor(source, key);
       // A getter would run twice if this path gave up after reading it.
       if (!descriptor || !('value' in descriptor)) return undefined;
-      const value = descriptor.value;
+      let value = descriptor.value;
+      if (redactor?.isSecretKey(key) && value !== null && typeof value !== 'boolean' && value !== undefined) {
+        value = REDACTED;
+      }
       switch (typeof value) {
         case 'string':
-          if (value.length > limits.maxStringLength) return undefined;
+          if (value.length > limits.maxStringLength || !PLAIN_ASCII.test(value)) return undefined;
+          if (redactor && redactor.scrub(value) !== value) return undefined;
           bytes += value.length + key.length + 6;
           break;
         case 'number':
-          if (!Number.isFinite(value)) return undefined;
-          bytes += key.length + 24;
+          if (!Number.isFinite(value) || (redactor && isCardNumber(value))) return undefined;
+          bytes += key.length + 26;
           break;
         case 'boolean':
           bytes += key.length + 9;
@@ -132,7 +143,7 @@ function snapshotFlat(
       }
       out[key] = value;
     }
-    return bytes > limits.maxBytes ? undefined : out;
+    return bytes > limits.maxBytes - MARKER_RESERVE ? undefined : out;
   } catch {
     return undefined;
   }
@@ -141,101 +152,154 @@ function snapshotFlat(
 class SnapshotState {
   truncated = false;
   private bytes = 0;
+  private exhausted = false;
+  private readonly budget: number;
   private readonly tasks: FillTask[] = [];
+  /** The fill task of the container `convert()` just made, pushed only once the entry is accepted. */
+  private pending: FillTask | undefined;
+  /** The serialized size of what `convert()` just returned. */
+  private size = 0;
 
-  constructor(private readonly limits: AuditSnapshotLimits) {}
+  constructor(
+    private readonly limits: AuditSnapshotLimits,
+    private readonly redactor: AuditRedactor | undefined,
+  ) {
+    this.budget = Math.max(limits.maxBytes - MARKER_RESERVE, 2);
+  }
 
-  drain(): void {
+  run(input: unknown, rootPath: string): SnapshotResult {
+    let value: unknown;
+    try {
+      value = this.convert(input, 0, undefined, rootPath);
+      this.bytes += this.size;
+      this.commit();
+      this.drain();
+      if (this.exhausted && value !== null && typeof value === 'object') {
+        if (Array.isArray(value)) value.push(SIZE_MARKER);
+        else define(value as Record<string, unknown>, TRUNCATED_KEY, SIZE_MARKER);
+      }
+    } catch (error) {
+      // Only a bug here can throw; the event still goes out, marked.
+      value = unserializable(error);
+      this.truncated = true;
+    }
+    return { value, truncated: this.truncated };
+  }
+
+  private drain(): void {
     const tasks = this.tasks;
     while (tasks.length > 0) {
       const task = tasks.pop()!;
-      if (this.bytes > this.limits.maxBytes) {
-        this.markTruncated(task.target, 'size limit');
-        continue;
-      }
+      if (this.exhausted) continue; // left empty; the root carries the size marker
       const ancestors: Ancestor = { value: task.source as object, parent: task.ancestors };
-      if (Array.isArray(task.target)) {
-        this.fillArray(task, ancestors);
-      } else {
-        this.fillObject(task, ancestors);
-      }
+      if (Array.isArray(task.target)) this.fillArray(task, ancestors);
+      else this.fillObject(task, ancestors);
     }
   }
 
-  /** Converts one value; objects get an empty container now and are filled later. */
-  convert(value: unknown, depth: number, ancestors: Ancestor | undefined): unknown {
+  /** Counts an entry of `size` bytes, or refuses it when the budget is spent. */
+  private accept(size: number): boolean {
+    if (this.bytes + size > this.budget) {
+      this.exhausted = true;
+      this.truncated = true;
+      this.pending = undefined;
+      return false;
+    }
+    this.bytes += size;
+    this.commit();
+    return true;
+  }
+
+  private commit(): void {
+    if (this.pending) {
+      this.tasks.push(this.pending);
+      this.pending = undefined;
+    }
+  }
+
+  /** Converts one value and sets `size`; a container is returned empty and filled later. */
+  private convert(value: unknown, depth: number, ancestors: Ancestor | undefined, path: string): unknown {
+    this.pending = undefined;
     switch (typeof value) {
       case 'string':
-        return this.string(value);
+        return this.leaf(this.string(value), path);
       case 'number':
-        this.bytes += 8;
-        if (Number.isFinite(value)) return value === 0 ? 0 : value;
-        return Number.isNaN(value) ? 'NaN' : value > 0 ? 'Infinity' : '-Infinity';
+        if (Number.isFinite(value)) {
+          if (this.redactor && isCardNumber(value)) return this.text(REDACTED);
+          return this.leaf(value === 0 ? 0 : value, path);
+        }
+        return this.text(Number.isNaN(value) ? 'NaN' : value > 0 ? 'Infinity' : '-Infinity');
       case 'boolean':
-        this.bytes += 5;
+        this.size = value ? 4 : 5;
         return value;
       case 'bigint':
-        return this.string(value.toString());
+        return this.leaf(this.string(value.toString()), path);
       case 'undefined':
+        this.size = 0;
         return undefined;
       case 'symbol':
-        return this.string(`[Symbol: ${safeDescription(value)}]`);
+        return this.text(`[Symbol: ${value.description ?? ''}]`);
       case 'function':
-        return this.string(`[Function: ${safeFunctionName(value)}]`);
+        return this.text(`[Function: ${safeFunctionName(value)}]`);
     }
     if (value === null) {
-      this.bytes += 4;
+      this.size = 4;
       return null;
     }
-    return this.object(value as object, depth, ancestors);
+    return this.object(value as object, depth, ancestors, path, true);
   }
 
-  private object(value: object, depth: number, ancestors: Ancestor | undefined, useToJSON = true): unknown {
+  private object(value: object, depth: number, ancestors: Ancestor | undefined, path: string, useToJSON: boolean): unknown {
     for (let a = ancestors; a; a = a.parent) {
-      if (a.value === value) return this.string('[Circular]');
+      if (a.value === value) return this.text('[Circular]');
     }
     try {
-      const special = this.special(value, depth, ancestors, useToJSON);
+      const special = this.special(value, depth, ancestors, path, useToJSON);
       if (special !== NOT_SPECIAL) return special;
       if (depth >= this.limits.maxDepth) {
         this.truncated = true;
-        return this.string('[Truncated: depth]');
+        return this.text('[Truncated: depth]');
       }
       const isArrayLike = Array.isArray(value) || value instanceof Map || value instanceof Set;
       const target: Container = isArrayLike ? [] : {};
-      this.bytes += 2;
-      this.tasks.push({ source: value, target, depth: depth + 1, ancestors });
+      this.size = 2;
+      this.pending = { source: value, target, depth: depth + 1, ancestors, path };
       return target;
     } catch (error) {
-      return unserializable(error);
+      return this.marker(unserializable(error));
     }
   }
 
   /** Encodings of values that JSON.stringify gets wrong; NOT_SPECIAL for plain data. */
-  private special(value: object, depth: number, ancestors: Ancestor | undefined, useToJSON: boolean): unknown {
+  private special(value: object, depth: number, ancestors: Ancestor | undefined, path: string, useToJSON: boolean): unknown {
     if (value instanceof Date) {
       const time = value.getTime();
-      return this.string(Number.isNaN(time) ? '[Invalid Date]' : value.toISOString());
+      return this.text(Number.isNaN(time) ? '[Invalid Date]' : value.toISOString());
     }
     if (value instanceof Error) {
-      const out: Record<string, unknown> = {
-        name: this.string(String(value.name)),
-        message: this.string(String(value.message)),
-      };
+      const name = this.string(String(value.name));
+      const nameSize = this.size;
+      const message = this.string(String(value.message));
+      const out: Record<string, unknown> = { name, message };
+      let size = nameSize + this.size + 20;
       const code = (value as { code?: unknown }).code;
-      if (typeof code === 'string' || typeof code === 'number') out.code = code;
+      if (typeof code === 'string' || typeof code === 'number') {
+        out.code = typeof code === 'string' ? this.string(code) : code;
+        size += 32;
+      }
+      this.size = size;
       return out;
     }
     if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer || value instanceof SharedArrayBuffer) {
       const type = Buffer.isBuffer(value) ? 'Buffer' : safeTag(value);
-      const length = 'byteLength' in value ? (value as ArrayBuffer).byteLength : 0;
-      this.bytes += 40;
+      const length = (value as ArrayBuffer).byteLength ?? 0;
+      this.size = type.length + 40;
       return { type, length };
     }
-    if (value instanceof RegExp) return this.string(String(value));
-    if (value instanceof Promise) return this.string('[Promise]');
+    if (value instanceof RegExp) return this.leaf(this.string(String(value)), path);
+    if (value instanceof Promise) return this.text('[Promise]');
     if (value instanceof WeakMap || value instanceof WeakSet || value instanceof WeakRef) {
-      return this.string(`[${safeTag(value)}]`);
+      return this.text(`[${safeTag(value)}]`);
     }
     if (useToJSON && !Array.isArray(value) && !(value instanceof Map) && !(value instanceof Set)) {
       const toJSON = (value as { toJSON?: unknown }).toJSON;
@@ -243,8 +307,8 @@ class SnapshotState {
         const json: unknown = toJSON.call(value);
         // Followed once: a toJSON whose result has a toJSON again is copied as plain data.
         return typeof json === 'object' && json !== null
-          ? this.object(json, depth, ancestors, false)
-          : this.convert(json, depth, ancestors);
+          ? this.object(json, depth, ancestors, path, false)
+          : this.convert(json, depth, ancestors, path);
       }
     }
     return NOT_SPECIAL;
@@ -259,45 +323,48 @@ class SnapshotState {
       if (source instanceof Map) {
         total = source.size;
         let i = 0;
-        for (const entry of source) {
-          if (i++ >= max) break;
-          const pair: unknown[] = [];
-          target.push(pair);
-          this.tasksPushPair(pair, entry, task.depth, ancestors);
+        for (const [key, value] of source) {
+          if (i >= max) break;
+          const keyValue = this.convert(key, task.depth + 1, ancestors, task.path);
+          const keySize = this.size;
+          if (keyValue !== null && typeof keyValue === 'object') this.pending = undefined; // keys stay shallow
+          const secret = typeof key === 'string' && this.isSecret(key, value);
+          const item = secret ? this.text(REDACTED) : this.convert(value, task.depth + 1, ancestors, join(task.path, i));
+          if (!this.accept(keySize + this.size + 4)) return;
+          target.push([keyValue === undefined ? null : keyValue, item === undefined ? null : item]);
+          i++;
         }
       } else if (source instanceof Set) {
         total = source.size;
         let i = 0;
         for (const item of source) {
-          if (i++ >= max) break;
-          target.push(this.item(item, task.depth, ancestors));
+          if (i >= max) break;
+          const converted = this.convert(item, task.depth, ancestors, join(task.path, i));
+          if (!this.accept(this.size + 1)) return;
+          target.push(converted === undefined ? null : converted);
+          i++;
         }
       } else {
         const array = source as unknown[];
         total = array.length;
         const n = Math.min(total, max);
         for (let i = 0; i < n; i++) {
-          target.push(this.read(() => array[i], task.depth, ancestors, true));
+          const converted = this.read(array, i, task.depth, ancestors, join(task.path, i));
+          if (!this.accept(Math.max(this.size, 4) + 1)) return;
+          target.push(converted === undefined ? null : converted);
         }
       }
     } catch (error) {
-      target.push(unserializable(error));
       this.truncated = true;
+      const marker = this.marker(unserializable(error));
+      if (this.accept(this.size + 1)) target.push(marker);
       return;
     }
     if (total > max) {
       this.truncated = true;
-      target.push(this.string(`[Truncated: ${total - max} more items]`));
+      const marker = `[Truncated: ${total - max} more items]`;
+      if (this.accept(marker.length + 3)) target.push(marker);
     }
-  }
-
-  private tasksPushPair(pair: unknown[], entry: [unknown, unknown], depth: number, ancestors: Ancestor): void {
-    pair.push(this.item(entry[0], depth + 1, ancestors), this.item(entry[1], depth + 1, ancestors));
-  }
-
-  private item(value: unknown, depth: number, ancestors: Ancestor): unknown {
-    const converted = this.convert(value, depth, ancestors);
-    return converted === undefined ? null : converted;
   }
 
   private fillObject(task: FillTask, ancestors: Ancestor): void {
@@ -307,54 +374,154 @@ class SnapshotState {
     try {
       keys = Object.keys(source);
     } catch (error) {
-      define(target, TRUNCATED_KEY, unserializable(error));
       this.truncated = true;
+      const marker = this.marker(unserializable(error));
+      if (this.accept(this.size + 8)) define(target, TRUNCATED_KEY, marker);
       return;
     }
     const n = Math.min(keys.length, this.limits.maxKeys);
     for (let i = 0; i < n; i++) {
       const key = keys[i];
-      const value = this.read(() => source[key], task.depth, ancestors, false);
+      let raw: unknown;
+      let value: unknown;
+      let failed = false;
+      try {
+        raw = source[key];
+      } catch (error) {
+        failed = true;
+        value = this.marker(unserializable(error));
+      }
+      const path = join(task.path, key);
+      if (!failed) {
+        value = this.isSecret(key, raw) ? this.text(REDACTED) : this.convert(raw, task.depth, ancestors, path);
+      }
       if (value === undefined) continue;
-      this.bytes += key.length + 4;
-      define(target, key.length > this.limits.maxStringLength ? this.string(key) as string : key, value);
+      const valueSize = this.size;
+      const pending = this.pending;
+      const outKey = this.key(key);
+      this.pending = pending;
+      if (!this.accept(this.size + valueSize + 2)) return;
+      define(target, outKey, value);
     }
     if (keys.length > n) {
       this.truncated = true;
-      define(target, TRUNCATED_KEY, `[Truncated: ${keys.length - n} more keys]`);
+      const marker = `[Truncated: ${keys.length - n} more keys]`;
+      if (this.accept(marker.length + 8)) define(target, TRUNCATED_KEY, marker);
     }
   }
 
-  private read(get: () => unknown, depth: number, ancestors: Ancestor, inArray: boolean): unknown {
+  /** Reads one array item; a getter that throws becomes a marker. */
+  private read(array: unknown[], index: number, depth: number, ancestors: Ancestor, path: string): unknown {
     let value: unknown;
     try {
-      value = get();
+      value = array[index];
     } catch (error) {
-      return unserializable(error);
+      return this.marker(unserializable(error));
     }
-    const converted = this.convert(value, depth, ancestors);
-    return converted === undefined && inArray ? null : converted;
+    return this.convert(value, depth, ancestors, path);
   }
 
+  /** Values under a secret key are replaced, unless they cannot hold a secret (booleans, null). */
+  private isSecret(key: string, value: unknown): boolean {
+    return (
+      this.redactor !== undefined &&
+      value !== null &&
+      value !== undefined &&
+      typeof value !== 'boolean' &&
+      this.redactor.isSecretKey(key)
+    );
+  }
+
+  /** A key as recorded: bounded, scrubbed (a token can be a key, too), with its size. */
+  private key(key: string): string {
+    return this.string(key);
+  }
+
+  /** A string as recorded: secrets scrubbed (before the cut, so no cut can hide one), then bounded. */
   private string(value: string): string {
     const max = this.limits.maxStringLength;
-    if (value.length <= max) {
-      this.bytes += value.length + 2;
-      return value;
+    let out = value;
+    if (this.redactor) {
+      // Scrub what is kept plus as much again, so a secret that starts before the cut is seen whole.
+      out = this.redactor.scrub(out.length > max * 2 ? out.slice(0, max * 2) : out);
     }
-    this.truncated = true;
-    this.bytes += max + 32;
-    return `${value.slice(0, max)}…[Truncated: ${value.length - max} more chars]`;
+    if (value.length > max) {
+      this.truncated = true;
+      out = `${out.slice(0, max)}…[Truncated: ${value.length - max} more chars]`;
+    }
+    this.size = jsonSize(out);
+    return out;
   }
 
-  private markTruncated(target: Container, reason: string): void {
-    this.truncated = true;
-    if (Array.isArray(target)) target.push(`[Truncated: ${reason}]`);
-    else define(target, TRUNCATED_KEY, `[Truncated: ${reason}]`);
+  /** A marker that quotes someone else's words (an exception's message): scrubbed like any string. */
+  private marker(value: string): string {
+    this.pending = undefined;
+    return this.string(value);
+  }
+
+  /** A marker or encoding the library writes itself: not scrubbed. */
+  private text(value: string): string {
+    this.pending = undefined;
+    this.size = jsonSize(value);
+    return value;
+  }
+
+  /** A string or number leaf, through the user's redact hook when there is one. */
+  private leaf(value: string | number, path: string): unknown {
+    const hook = this.redactor?.hook;
+    if (!hook) {
+      if (typeof value === 'number') this.size = String(value).length;
+      return value;
+    }
+    let out: unknown;
+    try {
+      out = hook(value, path);
+    } catch {
+      out = REDACTED; // a failing rule fails closed
+    }
+    if (out === value) {
+      if (typeof value === 'number') this.size = String(value).length;
+      return value;
+    }
+    if (typeof out === 'number' && Number.isFinite(out)) {
+      this.size = String(out).length;
+      return out;
+    }
+    if (out === undefined || out === null) {
+      this.size = 4;
+      return null;
+    }
+    return this.text(typeof out === 'string' ? out.slice(0, this.limits.maxStringLength) : REDACTED);
   }
 }
 
 const NOT_SPECIAL = Symbol('not special');
+
+function join(path: string, key: string | number): string {
+  return path === '' ? String(key) : `${path}.${key}`;
+}
+
+/** The exact UTF-8 size of `JSON.stringify(value)` for a string. */
+export function jsonSize(value: string): number {
+  if (PLAIN_ASCII.test(value)) return value.length + 2;
+  let size = 2;
+  for (let i = 0; i < value.length; i++) {
+    const code = value.charCodeAt(i);
+    if (code === 0x22 || code === 0x5c || code === 0x08 || code === 0x09 || code === 0x0a || code === 0x0c || code === 0x0d) size += 2;
+    else if (code < 0x20) size += 6;
+    else if (code < 0x80) size += 1;
+    else if (code < 0x800) size += 2;
+    else if (code >= 0xd800 && code <= 0xdbff) {
+      const next = value.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) {
+        size += 4;
+        i++;
+      } else size += 6; // a lone surrogate is escaped by JSON.stringify
+    } else if (code >= 0xdc00 && code <= 0xdfff) size += 6;
+    else size += 3;
+  }
+  return size;
+}
 
 /** Assigns an own data property; `__proto__` as a key stays data and never reaches a prototype. */
 function define(target: Record<string, unknown>, key: string, value: unknown): void {
@@ -381,10 +548,6 @@ function safeTag(value: object): string {
   } catch {
     return 'Object';
   }
-}
-
-function safeDescription(value: symbol): string {
-  return value.description ?? '';
 }
 
 function safeFunctionName(value: Function): string {

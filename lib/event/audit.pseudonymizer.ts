@@ -1,0 +1,203 @@
+import { createHmac } from 'node:crypto';
+import { AuditError } from '../audit.errors.js';
+import type { AuditEvent } from './audit-event.interface.js';
+
+/**
+ * Keeps pseudonym → value, so that an authorised caller can re-identify a
+ * person, and forgets a person on request (the "separate mapping table that
+ * can be deleted"). Implement it over your own database; an in-memory one
+ * ships for tests and single-process apps.
+ *
+ * @publicApi
+ */
+export interface PseudonymStore {
+  save(pseudonym: string, value: string): void | Promise<void>;
+  lookup(pseudonym: string): string | undefined | Promise<string | undefined>;
+  /** Deletes every pseudonym of `value`; resolves to how many were deleted. */
+  forget(value: string): number | Promise<number>;
+}
+
+/**
+ * The `pseudonymize` module option.
+ *
+ * @publicApi
+ */
+export interface AuditPseudonymizeOptions {
+  /** The HMAC key: at least 16 bytes, kept outside the audit trail. */
+  secret: string | Buffer;
+  /** Names the key; every pseudonym starts with it (`k2:…`), so keys can rotate. */
+  keyId: string;
+  /**
+   * Event fields to replace: `actor.email`, `actor.id`, `actor.impersonator.email`, `resource.id`,
+   * `metadata.shared_with`, `metadata.recipients.*` (`*` is any key or array item).
+   */
+  fields: string[];
+  /** Keeps pseudonym → value for re-identification and erasure. Default: none (pseudonyms only). */
+  store?: PseudonymStore;
+}
+
+/** Thrown by re-identification without a store. @publicApi */
+export class AuditPseudonymError extends AuditError {
+  override name = 'AuditPseudonymError';
+}
+
+/**
+ * A `PseudonymStore` in memory: for tests, demos and single-process apps (it
+ * is gone with the process).
+ *
+ * @publicApi
+ */
+export class InMemoryPseudonymStore implements PseudonymStore {
+  private readonly values = new Map<string, string>();
+  private readonly pseudonyms = new Map<string, Set<string>>();
+
+  save(pseudonym: string, value: string): void {
+    this.values.set(pseudonym, value);
+    let set = this.pseudonyms.get(value);
+    if (!set) this.pseudonyms.set(value, (set = new Set()));
+    set.add(pseudonym);
+  }
+
+  lookup(pseudonym: string): string | undefined {
+    return this.values.get(pseudonym);
+  }
+
+  forget(value: string): number {
+    const set = this.pseudonyms.get(value);
+    if (!set) return 0;
+    for (const pseudonym of set) this.values.delete(pseudonym);
+    this.pseudonyms.delete(value);
+    return set.size;
+  }
+
+  /** How many mappings it holds. */
+  get size(): number {
+    return this.values.size;
+  }
+}
+
+const KEY_ID = /^[A-Za-z0-9_-]{1,32}$/;
+const FIELD = /^(?:actor|resource|metadata|context)(?:\.[^.]+)+$/;
+
+/** Problems of a `pseudonymize` option, as `field: what is wrong` lines. */
+export function pseudonymizeIssues(options: unknown): string[] {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    return ['pseudonymize: must be an object { secret, keyId, fields, store? }'];
+  }
+  const { secret, keyId, fields, store } = options as Record<string, unknown>;
+  const issues: string[] = [];
+  const secretBytes = typeof secret === 'string' ? Buffer.byteLength(secret) : Buffer.isBuffer(secret) ? secret.length : -1;
+  if (secretBytes < 16) issues.push('pseudonymize.secret: must be a string or Buffer of at least 16 bytes');
+  if (typeof keyId !== 'string' || !KEY_ID.test(keyId)) issues.push('pseudonymize.keyId: must be 1 to 32 of [A-Za-z0-9_-]');
+  if (!Array.isArray(fields) || fields.length === 0 || !fields.every((f) => typeof f === 'string' && FIELD.test(f))) {
+    issues.push("pseudonymize.fields: must be a non-empty array of paths like 'actor.email' or 'metadata.shared_with'");
+  }
+  if (
+    store !== undefined &&
+    (typeof store !== 'object' || store === null || ['save', 'lookup', 'forget'].some((m) => typeof (store as Record<string, unknown>)[m] !== 'function'))
+  ) {
+    issues.push('pseudonymize.store: must implement save(), lookup() and forget()');
+  }
+  return issues;
+}
+
+/**
+ * Replaces chosen fields of each event with a keyed pseudonym
+ * (`<keyId>:<HMAC-SHA-256, 128 bits, hex>`): the same value yields the same
+ * pseudonym across events and restarts; another key yields an unrelated one.
+ * Values are trimmed, and lower-cased in fields whose name ends in `email`.
+ *
+ * Pseudonymised data is still personal data; deleting a mapping from the
+ * store is a mechanism for erasure requests, not by itself legal erasure.
+ *
+ * @publicApi
+ */
+export class AuditPseudonymizer {
+  private readonly secret: Buffer;
+  private readonly paths: string[][];
+  private readonly cache = new Map<string, string>();
+  private readonly onStoreError: (error: unknown) => void;
+
+  constructor(
+    private readonly options: AuditPseudonymizeOptions,
+    onStoreError: (error: unknown) => void = () => undefined,
+  ) {
+    const issues = pseudonymizeIssues(options);
+    if (issues.length > 0) throw new AuditPseudonymError(issues.join('\n'));
+    this.secret = Buffer.isBuffer(options.secret) ? options.secret : Buffer.from(options.secret, 'utf8');
+    this.paths = options.fields.map((field) => field.split('.'));
+    this.onStoreError = onStoreError;
+  }
+
+  get keyId(): string {
+    return this.options.keyId;
+  }
+
+  /** The pseudonym of `value` under this key; stored for re-identification when a store is set. */
+  pseudonym(value: string, emailLike = false): string {
+    const normalized = normalize(value, emailLike);
+    const cached = this.cache.get(normalized);
+    if (cached) return cached;
+    const pseudonym = `${this.options.keyId}:${createHmac('sha256', this.secret).update(normalized).digest('hex').slice(0, 32)}`;
+    if (this.cache.size >= 10_000) this.cache.clear();
+    this.cache.set(normalized, pseudonym);
+    if (this.options.store) {
+      try {
+        const saved = this.options.store.save(pseudonym, normalized);
+        if (saved instanceof Promise) saved.catch(this.onStoreError);
+      } catch (error) {
+        this.onStoreError(error);
+      }
+    }
+    return pseudonym;
+  }
+
+  /** The value behind a pseudonym, from the store; `undefined` when unknown or forgotten. */
+  async reidentify(pseudonym: string): Promise<string | undefined> {
+    if (!this.options.store) {
+      throw new AuditPseudonymError('Re-identification needs a PseudonymStore: set pseudonymize.store.');
+    }
+    return this.options.store.lookup(pseudonym);
+  }
+
+  /** Deletes every mapping of `value` from the store (an erasure request); resolves to how many. */
+  async forget(value: string, emailLike = value.includes('@')): Promise<number> {
+    const normalized = normalize(value, emailLike);
+    this.cache.delete(normalized);
+    return this.options.store ? this.options.store.forget(normalized) : 0;
+  }
+
+  /** Replaces the configured fields of `event` in place (the event is the library's own copy). */
+  apply(event: AuditEvent): void {
+    for (const path of this.paths) {
+      this.replace(event as unknown as Record<string, unknown>, path, 0);
+    }
+  }
+
+  private replace(node: Record<string, unknown> | unknown[], path: string[], index: number): void {
+    const segment = path[index];
+    const last = index === path.length - 1;
+    const keys = segment === '*' ? Object.keys(node) : Object.prototype.hasOwnProperty.call(node, segment) ? [segment] : [];
+    for (const key of keys) {
+      const value = (node as Record<string, unknown>)[key];
+      if (last) {
+        (node as Record<string, unknown>)[key] = this.replaceValue(value, path[path.length - 1] === '*' ? key : segment);
+      } else if (value !== null && typeof value === 'object') {
+        this.replace(value as Record<string, unknown>, path, index + 1);
+      }
+    }
+  }
+
+  private replaceValue(value: unknown, name: string): unknown {
+    const emailLike = /email$/i.test(name);
+    if (typeof value === 'string' && value.length > 0) return this.pseudonym(value, emailLike);
+    if (typeof value === 'number' || typeof value === 'bigint') return this.pseudonym(String(value), emailLike);
+    if (Array.isArray(value)) return value.map((item) => (typeof item === 'string' || typeof item === 'number' ? this.pseudonym(String(item), emailLike) : item));
+    return value;
+  }
+}
+
+function normalize(value: string, emailLike: boolean): string {
+  const trimmed = value.normalize('NFC').trim();
+  return emailLike ? trimmed.toLowerCase() : trimmed;
+}
