@@ -6,14 +6,15 @@ import { DEFAULT_SNAPSHOT_LIMITS, snapshot } from './audit.snapshot.js';
  *
  * @publicApi
  */
-export interface AuditDiff {
+// A type literal, not an interface, so that it can be passed as metadata (`Record<string, unknown>`).
+export type AuditDiff = {
   /** Dotted paths of what changed (`email`, `address.city`), in the order met. */
   changed_fields: string[];
   /** Values before, by path; a path that did not exist before is absent. */
   old_values: Record<string, unknown>;
   /** Values after, by path; a path that no longer exists is absent. */
   new_values: Record<string, unknown>;
-}
+};
 
 /** Options of {@link auditDiff}. @publicApi */
 export interface AuditDiffOptions {

@@ -156,7 +156,12 @@ export function isResourceId(value: unknown): boolean {
 }
 
 function isObject(value: unknown): value is Record<string, any> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
+  if (typeof value !== 'object' || value === null) return false;
+  try {
+    return !Array.isArray(value);
+  } catch {
+    return true; // a revoked Proxy: an object all the same, and the snapshot marks what it cannot read
+  }
 }
 
 function isErrorLike(value: unknown): boolean {

@@ -52,7 +52,7 @@ export function keyWords(key: string): string[] {
 
 // Bearer / Basic credentials, JWTs, PEM private keys, well-known key formats. Each replaces the secret only.
 const AUTH_SCHEME = /\b(Bearer|Basic|Digest|Token|Negotiate)(\s+)[A-Za-z0-9\-._~+/]{6,}=*/gi;
-const JWT = /\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/g;
+const JWT = /eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/g;
 const PEM = /-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|$)/g;
 const KNOWN_KEYS = new RegExp(
   [

@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { snapshot, snapshotMetadata } from './audit.snapshot.js';
+import { AuditRedactor, REDACTED } from './audit.redaction.js';
+import { DEFAULT_SNAPSHOT_LIMITS, snapshot, snapshotMetadata } from './audit.snapshot.js';
 
 describe('snapshotMetadata', () => {
   it('copies, so later mutation of the caller\'s object changes nothing', () => {
@@ -128,5 +129,92 @@ describe('snapshotMetadata', () => {
     expect(snapshotMetadata('plain').value).toEqual({ value: 'plain' });
     expect(snapshotMetadata([1, 2]).value).toEqual({ value: [1, 2] });
     expect(snapshotMetadata(undefined).value).toEqual({});
+  });
+});
+
+describe('snapshot with redaction', () => {
+  const redactor = new AuditRedactor();
+
+  it('redacts secret keys at any depth and inside arrays, keeping derived facts and booleans', () => {
+    const { value } = snapshotMetadata(
+      {
+        password_length: 12,
+        password: 'hunter2',
+        has_password: true,
+        user: { profile: { apiKey: 'k-1', name: 'Bob' } },
+        headers: [{ Authorization: 'Bearer abc.def.ghi' }, { 'X-Api-Key': 42 }],
+        session: null,
+        tokens: ['a', 'b'],
+        nested: new Map([['secret', 's'], ['plain', 'p']]),
+      },
+      DEFAULT_SNAPSHOT_LIMITS,
+      redactor,
+    );
+    expect(value).toEqual({
+      password_length: 12,
+      password: REDACTED,
+      has_password: true,
+      user: { profile: { apiKey: REDACTED, name: 'Bob' } },
+      headers: [{ Authorization: REDACTED }, { 'X-Api-Key': REDACTED }],
+      session: null,
+      tokens: REDACTED,
+      nested: [['secret', REDACTED], ['plain', 'p']],
+    });
+  });
+
+  it('scrubs values and keys by shape, and numbers that are card numbers', () => {
+    const jwt = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl';
+    const { value } = snapshotMetadata({ note: `see ${jwt}`, [jwt]: 1, card: 4111111111111111, count: 4111111111111112 }, DEFAULT_SNAPSHOT_LIMITS, redactor);
+    expect(JSON.stringify(value)).not.toContain(jwt);
+    expect(value).toMatchObject({ note: 'see [REDACTED]', [REDACTED]: 1, card: REDACTED, count: 4111111111111112 });
+  });
+
+  it('scrubs before cutting a long string, so no cut can leave half a secret', () => {
+    const jwt = `eyJhbGciOiJIUzI1NiJ9.${'e'.repeat(40)}.${'s'.repeat(40)}`;
+    const text = `${'x'.repeat(8170)}${jwt}`;
+    const { value } = snapshotMetadata({ text }, DEFAULT_SNAPSHOT_LIMITS, redactor);
+    expect((value as { text: string }).text).not.toContain('eyJhbGci');
+  });
+
+  it('passes every string and number leaf through the redact hook, with its path; a throwing hook redacts', () => {
+    const seen: string[] = [];
+    const hooked = new AuditRedactor({
+      redact: (leaf, path) => {
+        seen.push(path);
+        if (path === 'metadata.user.phone') return '***';
+        if (path === 'metadata.boom') throw new Error('rule bug');
+        return leaf;
+      },
+    });
+    const { value } = snapshotMetadata({ user: { phone: '+33 6 12 34 56 78', age: 40 }, boom: 'x', ok: 'y' }, DEFAULT_SNAPSHOT_LIMITS, hooked, 'metadata');
+    expect(value).toEqual({ user: { phone: '***', age: 40 }, boom: REDACTED, ok: 'y' });
+    expect(seen.sort()).toEqual(['metadata.boom', 'metadata.ok', 'metadata.user.age', 'metadata.user.phone']);
+  });
+});
+
+describe('snapshot limits', () => {
+  it('keeps the serialized metadata within maxBytes, exactly, whatever the characters', () => {
+    for (const maxBytes of [256, 1000, 4096, 32 * 1024]) {
+      for (const unit of ['a', 'é', '€', '😀', '"', '\n', '\u0001', '\ud800']) {
+        const input = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`k${i}${unit}`, { v: unit.repeat(120), list: [unit.repeat(20), i] }]));
+        const result = snapshotMetadata(input, { ...DEFAULT_SNAPSHOT_LIMITS, maxBytes });
+        const size = Buffer.byteLength(JSON.stringify(result.value));
+        expect({ maxBytes, unit, within: size <= maxBytes }).toEqual({ maxBytes, unit, within: true });
+        expect(result.truncated).toBe(true);
+        expect((result.value as Record<string, unknown>)['…']).toBe('[Truncated: size limit]');
+      }
+    }
+  });
+
+  it('applies custom depth, key, item and string limits', () => {
+    const limits = { maxDepth: 2, maxKeys: 3, maxArrayItems: 2, maxStringLength: 16, maxBytes: 32 * 1024 };
+    const { value, truncated } = snapshotMetadata({ a: { b: { c: 1 } }, d: [1, 2, 3], e: 'x'.repeat(20), f: 1 }, limits);
+    expect(truncated).toBe(true);
+    expect(value).toEqual({
+      a: { b: '[Truncated: depth]' },
+      d: [1, 2, '[Truncated: 1 more items]'],
+      e: `${'x'.repeat(16)}…[Truncated: 4 more chars]`,
+      '…': '[Truncated: 1 more keys]',
+    });
   });
 });

@@ -104,10 +104,9 @@ function snapshotFlat(
   limits: AuditSnapshotLimits,
   redactor: AuditRedactor | undefined,
 ): Record<string, unknown> | undefined {
-  if (typeof input !== 'object' || Object.getPrototypeOf(input) !== Object.prototype || redactor?.hook) {
-    return undefined;
-  }
+  if (typeof input !== 'object' || redactor?.hook) return undefined;
   try {
+    if (Object.getPrototypeOf(input) !== Object.prototype) return undefined;
     const source = input as Record<string, unknown>;
     const out: Record<string, unknown> = {};
     let count = 0;
@@ -115,6 +114,7 @@ function snapshotFlat(
     for (const key in source) {
       if (!hasOwnProperty.call(source, key)) continue;
       if (++count > limits.maxKeys || key === '__proto__' || !PLAIN_ASCII.test(key)) return undefined;
+      if (redactor && redactor.scrub(key) !== key) return undefined; // a key can be a secret, too
       const descriptor = Object.getOwnPropertyDescriptor(source, key);
       // A getter would run twice if this path gave up after reading it.
       if (!descriptor || !('value' in descriptor)) return undefined;

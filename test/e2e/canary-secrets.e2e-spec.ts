@@ -1,0 +1,257 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { Body, Controller, Headers, Injectable, Module, Param, Post, Req } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { ExpressAdapter } from '@nestjs/platform-express';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import {
+  Audit,
+  AuditContext,
+  AuditModule,
+  AuditService,
+  AuditTransport,
+  ConsoleAuditSink,
+  FileAuditSink,
+  HttpAuditSink,
+  auditDiff,
+} from 'nestjs-audit';
+import { InMemoryAuditTransport } from 'nestjs-audit/testing';
+
+/*
+ * Canary secrets planted in 46 positions — headers, nested metadata, arrays, Maps, query strings,
+ * error messages, diffs, JSON strings inside strings, keys, context — go through the console, file,
+ * HTTP and in-memory paths. Every byte each path writes is scanned: zero may leak.
+ */
+const canary = (n: number) => `cnry${String(n).padStart(2, '0')}Zq8Xv2`;
+const luhnCard = (n: number): string => {
+  const body = `4${String(100000000000000 + n * 7919).slice(0, 14)}`;
+  for (let check = 0; check < 10; check++) {
+    const digits = `${body}${check}`;
+    let sum = 0;
+    for (let i = 0; i < digits.length; i++) {
+      let d = Number(digits[digits.length - 1 - i]);
+      if (i % 2 === 1 && (d *= 2) > 9) d -= 9;
+      sum += d;
+    }
+    if (sum % 10 === 0) return digits;
+  }
+  throw new Error('unreachable');
+};
+const jwtWith = (secret: string) => `eyJhbGciOiJIUzI1NiJ9.eyJ${secret}In0.${secret}sig`;
+
+/** metadata positions: each returns metadata carrying canary n. */
+const METADATA_POSITIONS: [string, (secret: string, n: number) => Record<string, unknown>][] = [
+  ['top-level password', (s) => ({ password: s })],
+  ['nested apiKey', (s) => ({ user: { credentials: { apiKey: s } } })],
+  ['token in an array item', (s) => ({ list: [1, 2, 3, { token: s }] })],
+  ['captured authorization header', (s) => ({ headers: { authorization: `Bearer ${s}` } })],
+  ['captured cookie header', (s) => ({ headers: { cookie: `sid=${s}` } })],
+  ['captured x-api-key header', (s) => ({ headers: { 'x-api-key': s } })],
+  ['set-cookie array', (s) => ({ headers: { 'set-cookie': [`a=${s}; Path=/`, 'b=2'] } })],
+  ['Bearer in free text', (s) => ({ note: `called with Authorization: Bearer ${s} today` })],
+  ['access_token in a URL', (s) => ({ url: `https://api.example.com/cb?access_token=${s}&x=1` })],
+  ['OAuth code in a URL', (s) => ({ callback: `https://app.example.com/oauth?state=1&code=${s}` })],
+  ['password in a form body', (s) => ({ form: `user=alice&password=${s}` })],
+  ['secret in a JSON string', (s) => ({ body: JSON.stringify({ user: 'a', secret: s }) })],
+  ['token in a JSON string inside a JSON string', (s) => ({ body: JSON.stringify(JSON.stringify({ token: s })) })],
+  ['JWT', (s) => ({ session_token_copy: 'none', value: jwtWith(s) })],
+  ['PEM private key', (s) => ({ cert: `-----BEGIN PRIVATE KEY-----\n${s}MIIEvQ\n-----END PRIVATE KEY-----` })],
+  ['card number string', (_s, n) => ({ paid_with: `card ${luhnCard(n)}` })],
+  ['card number as a number', (_s, n) => ({ amount: 12, pan_digits: Number(luhnCard(n)) })],
+  ['GitHub token', (s) => ({ ci: `ghp_${s}${'a'.repeat(36 - s.length)}` })],
+  ['Stripe key', (s) => ({ stripe: `sk_live_${s}abc` })],
+  ['Bearer as a key', (s) => ({ [`Bearer ${s}`]: 1 })],
+  ['Map entry with a secret key', (s) => ({ map: new Map([['password', s]]) as unknown as Record<string, unknown> })],
+  ['Set of secret-shaped values', (s) => ({ set: new Set([`Bearer ${s}`]) as unknown as Record<string, unknown> })],
+  ['client_secret eight levels deep', (s) => ({ a: { b: { c: { d: { e: { f: { g: { client_secret: s } } } } } } } })],
+  ['Error with a token in its message', (s) => ({ error: new Error(`failed with token=${s}`) })],
+  ['toJSON returning a secret', (s) => ({ thing: { toJSON: () => ({ password: s }) } })],
+  ['class instance with a secret field', (s) => ({ account: new (class Account { apiKey = s; name = 'x'; })() })],
+  ['getter returning a secret under a secret key', (s) => ({ get privateKey() { return s; } })],
+  ['api_key in nested arrays', (s) => ({ rows: [[[`api_key=${s}`]]] })],
+  ['Buffer holding the secret', (s) => ({ raw: Buffer.from(s) })],
+  ['YAML line', (s) => ({ config: `host: db\npassword: '${s}'\n` })],
+  ['Cookie header line', (s) => ({ dump: `Cookie: sid=${s}; theme=dark` })],
+  ['cvv and ssn', (s) => ({ payment: { cvv: s, ssn: s } })],
+];
+
+@Injectable()
+class SecretsService {
+  @Audit('secret.fail', 'secret')
+  fail(secret: string): never {
+    throw new Error(`connect failed: postgres://app@db/prod?password=${secret}`);
+  }
+
+  @Audit('secret.update', 'secret', { diff: true })
+  update(before: Record<string, unknown>, after: Record<string, unknown>) {
+    void before;
+    return after;
+  }
+}
+
+@Controller('canary')
+class CanaryController {
+  constructor(
+    private readonly audit: AuditService,
+    private readonly secrets: SecretsService,
+  ) {}
+
+  @Audit('secret.headers', 'secret', { metadata: ({ request }) => ({ headers: (request as { headers: unknown }).headers }) })
+  @Post('headers')
+  headers(@Headers() _headers: unknown) {
+    return { id: 'h' };
+  }
+
+  @Post('metadata/:n')
+  metadata(@Param('n') n: string) {
+    const index = Number(n);
+    const [, build] = METADATA_POSITIONS[index];
+    this.audit.log({ action: 'secret.metadata', resource: { type: 'secret', id: index }, metadata: build(canary(index), index) });
+    return { id: n };
+  }
+
+  @Post('special')
+  async special(@Body() body: { base: number }, @Req() _req: unknown) {
+    const s = (k: number) => canary(body.base + k);
+    try {
+      this.secrets.fail(s(0));
+    } catch {
+      // recorded as a failure; the message carries the secret
+    }
+    this.audit.log({ action: 'secret.explicit', resource: { type: 'secret', id: 'x' }, outcome: 'failure', error: { message: `Bearer ${s(1)}` } });
+    this.secrets.update({ password: `old-${s(2)}`, credentials: { apiKey: s(3) } }, { password: 'new-pw', credentials: { apiKey: 'other' } });
+    this.audit.log({ action: 'secret.diff', resource: { type: 'secret', id: 'd' }, metadata: auditDiff({ bio: `Bearer ${s(4)}` }, { bio: 'plain' }) });
+    this.audit.log({ action: 'secret.resource', resource: { type: 'secret', id: `token=${s(5)}` } });
+    await AuditContext.run({ tenant_id: `Bearer ${s(6)}` }, async () => {
+      this.audit.log({ action: 'secret.tenant', resource: { type: 'secret', id: 't' } });
+    });
+    return { ok: true };
+  }
+}
+
+@Module({ providers: [SecretsService], controllers: [CanaryController] })
+class CanaryFeature {}
+
+const SPECIAL_BASE = METADATA_POSITIONS.length; // 7 canaries from here
+const HTTP_BASE = SPECIAL_BASE + 7; // 7 more planted in HTTP requests
+const POSITIONS = HTTP_BASE + 7;
+
+async function drive(url: string): Promise<void> {
+  const post = (path: string, init: RequestInit = {}) => fetch(`${url}${path}`, { method: 'POST', ...init });
+  for (let i = 0; i < METADATA_POSITIONS.length; i++) await post(`/canary/metadata/${i}`);
+  await post('/canary/special', { headers: { 'content-type': 'application/json' }, body: JSON.stringify({ base: SPECIAL_BASE }) });
+  const c = (k: number) => canary(HTTP_BASE + k);
+  await post('/canary/headers', {
+    headers: {
+      authorization: `Bearer ${c(0)}`,
+      cookie: `sid=${c(1)}`,
+      'x-api-key': c(2),
+      'user-agent': `curl/8 token=${c(3)}`,
+      'x-request-id': `eyJhbGciOiJIUzI1NiJ9.eyJ${c(4)}.sig`,
+    },
+  });
+  await post(`/canary/nowhere?access_token=${c(5)}`);
+  await post(`/canary/reset/${jwtWith(c(6))}`);
+}
+
+describe(`canary secrets in ${POSITIONS} positions`, () => {
+  let dir: string;
+  let collector: Server;
+  const httpBytes: Buffer[] = [];
+  const consoleBytes: Buffer[] = [];
+  let fileBytes: Buffer;
+  let memory: InMemoryAuditTransport;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'nestjs-audit-canary-'));
+    collector = createServer((req, res) => {
+      req.on('data', (chunk: Buffer) => httpBytes.push(chunk));
+      req.on('end', () => res.writeHead(200).end());
+    });
+    await new Promise<void>((resolve) => collector.listen(0, '127.0.0.1', resolve));
+    const stream = new PassThrough();
+    stream.on('data', (chunk: Buffer) => consoleBytes.push(chunk));
+    const sinks = [
+      new ConsoleAuditSink({ stream }),
+      new FileAuditSink({ path: join(dir, 'audit.jsonl') }),
+      new HttpAuditSink({ url: `http://127.0.0.1:${(collector.address() as AddressInfo).port}/` }),
+    ];
+
+    // Console, file and HTTP: the default batching transport.
+    const real = await Test.createTestingModule({ imports: [AuditModule.forRoot({ sink: sinks, http: { methods: ['POST'] } }), CanaryFeature] }).compile();
+    const realApp = real.createNestApplication(new ExpressAdapter(), { logger: false });
+    await realApp.listen(0, '127.0.0.1');
+    await drive((await realApp.getUrl()).replace('[::1]', '127.0.0.1'));
+    await realApp.close();
+    fileBytes = await readFile(join(dir, 'audit.jsonl'));
+
+    // In memory: the testing transport.
+    memory = new InMemoryAuditTransport();
+    const mem = await Test.createTestingModule({ imports: [AuditModule.forRoot({ http: { methods: ['POST'] } }), CanaryFeature] })
+      .overrideProvider(AuditTransport)
+      .useValue(memory)
+      .compile();
+    const memApp = mem.createNestApplication(new ExpressAdapter(), { logger: false });
+    await memApp.listen(0, '127.0.0.1');
+    await drive((await memApp.getUrl()).replace('[::1]', '127.0.0.1'));
+    await memApp.close();
+  });
+  afterAll(async () => {
+    await new Promise<void>((resolve) => collector.close(() => resolve()));
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const outputs = () => ({
+    console: Buffer.concat(consoleBytes).toString('utf8'),
+    file: fileBytes.toString('utf8'),
+    http: Buffer.concat(httpBytes).toString('utf8'),
+    memory: JSON.stringify(memory.events),
+  });
+
+  it('plants at least 40 canaries, and every path recorded every event', () => {
+    expect(POSITIONS).toBeGreaterThanOrEqual(40);
+    const out = outputs();
+    const fileEvents = out.file.trim().split('\n').map((line) => JSON.parse(line));
+    expect(out.console).toBe(out.file);
+    expect(JSON.stringify(fileEvents)).toBe(JSON.stringify(JSON.parse(`[${out.http.replace(/\}\{"events":\[/g, '},{"events":[')}]`).flatMap((b: { events: unknown[] }) => b.events)));
+    const actions = (events: { action: string }[]) => events.map((e) => e.action).sort();
+    expect(actions(fileEvents)).toEqual(actions(memory.events));
+    expect(memory.find({ action: 'secret.metadata' })).toHaveLength(METADATA_POSITIONS.length);
+    for (const action of ['secret.fail', 'secret.explicit', 'secret.update', 'secret.diff', 'secret.resource', 'secret.tenant', 'secret.headers']) {
+      expect(memory.find({ action })).toHaveLength(1);
+    }
+    expect(memory.find({ action: 'api.post' }).length).toBeGreaterThanOrEqual(METADATA_POSITIONS.length + 2);
+  });
+
+  it('leaks none of them, on any path, byte for byte', () => {
+    const leaks: string[] = [];
+    for (const [path, text] of Object.entries(outputs())) {
+      for (let n = 0; n < POSITIONS; n++) {
+        if (text.includes(canary(n))) leaks.push(`${path}: position ${n} (${METADATA_POSITIONS[n]?.[0] ?? 'special/http'})`);
+      }
+      for (let n = 0; n < METADATA_POSITIONS.length; n++) {
+        if (text.includes(luhnCard(n))) leaks.push(`${path}: card number of position ${n}`);
+      }
+    }
+    expect(leaks).toEqual([]);
+  });
+
+  it('says [REDACTED] where a secret was, and keeps what is not secret', () => {
+    const byId = (id: number) => memory.find({ action: 'secret.metadata', resource: { id: String(id) } })[0];
+    expect(byId(0).metadata).toEqual({ password: '[REDACTED]' });
+    expect(byId(3).metadata).toEqual({ headers: { authorization: '[REDACTED]' } });
+    expect(byId(8).metadata.url).toBe('https://api.example.com/cb?access_token=[REDACTED]&x=1');
+    expect(memory.find({ action: 'secret.update' })[0].metadata).toMatchObject({
+      changed_fields: ['password', 'credentials.apiKey'],
+      old_values: { password: '[REDACTED]', 'credentials.apiKey': '[REDACTED]' },
+    });
+    expect(memory.find({ action: 'secret.fail' })[0].error?.message).toBe('connect failed: postgres://app@db/prod?password=[REDACTED]');
+    const headers = memory.find({ action: 'secret.headers' })[0];
+    expect(headers.metadata.headers).toMatchObject({ authorization: '[REDACTED]', cookie: '[REDACTED]', 'x-api-key': '[REDACTED]', 'content-length': '0' });
+    expect(headers.actor.user_agent).toBe('curl/8 token=[REDACTED]');
+  });
+});
