@@ -86,6 +86,8 @@ const CARD = /\b[2-6]\d(?:[ -]?\d){11,17}\b/g;
 const MAYBE_SECRET =
   /[=:"]|bearer|basic|digest|token|negotiate|eyJ|-----BEGIN|AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA|gh[pousr]_|github_pat|glpat|[rs]k_|whsec|xox|AIza|ya29|npm_|sk-|SG\.|hf_|\d(?:[ -]?\d){12}/i;
 
+const HAS_DIGIT = /\d/;
+
 function luhn(digits: string): boolean {
   let sum = 0;
   let double = false;
@@ -108,6 +110,8 @@ export class AuditRedactor {
   private readonly patterns: RegExp[];
   readonly hook: AuditRedactionOptions['redact'];
   private readonly keyCache = new Map<string, boolean>();
+  /** Short strings known to hold nothing to redact: metadata values and keys repeat from event to event. */
+  private readonly clean = new Set<string>();
 
   constructor(options: AuditRedactionOptions = {}) {
     this.phrases = [...SECRET_NAMES, ...(options.keys ?? [])].map((name) => keyWords(name)).filter((p) => p.length > 0);
@@ -127,6 +131,25 @@ export class AuditRedactor {
       this.keyCache.set(key, secret);
     }
     return secret;
+  }
+
+  /**
+   * Whether `text` is known to need no scrubbing: true for short strings seen
+   * before with nothing to redact (a bounded cache of clean strings only, so
+   * no secret is kept by it), else decided now and remembered when clean.
+   */
+  isClean(text: string): boolean {
+    if (this.patterns.length > 0) return false;
+    if (text.length < 6) return true;
+    if (text.length > 96) return false;
+    if (this.clean.has(text)) return true;
+    if (MAYBE_SECRET.test(text)) return false;
+    // Strings with digits are mostly ids, each seen once: remembering them would only churn the cache.
+    if (!HAS_DIGIT.test(text)) {
+      if (this.clean.size >= 20_000) this.clean.clear();
+      this.clean.add(text);
+    }
+    return true;
   }
 
   /** `text` with every secret-shaped part replaced by `[REDACTED]`. */

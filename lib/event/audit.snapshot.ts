@@ -54,8 +54,15 @@ interface Ancestor {
   parent: Ancestor | undefined;
 }
 
-const { toString: objectToString, hasOwnProperty } = Object.prototype;
-const PLAIN_ASCII = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+const { toString: objectToString } = Object.prototype;
+/** Printable ASCII that JSON writes as is (no quote, no backslash): size = length + 2. A loop beats a RegExp on short strings. */
+function isPlainAscii(value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const code = value.charCodeAt(i);
+    if (code < 0x20 || code > 0x7e || code === 0x22 || code === 0x5c) return false;
+  }
+  return true;
+}
 
 /**
  * Copies `input` into a plain, bounded, JSON-safe tree, once, so that later
@@ -74,11 +81,7 @@ export function snapshot(
   return state.run(input, rootPath);
 }
 
-/**
- * The snapshot of an event's metadata: always an object. A flat object of
- * short plain strings, finite numbers and booleans under non-secret keys, the
- * common case, takes a fast path without the task stack.
- */
+/** The snapshot of an event's metadata: always an object. */
 export function snapshotMetadata(
   input: unknown,
   limits: AuditSnapshotLimits = DEFAULT_SNAPSHOT_LIMITS,
@@ -88,65 +91,11 @@ export function snapshotMetadata(
   if (input === undefined || input === null) {
     return { value: {}, truncated: false };
   }
-  const flat = snapshotFlat(input, limits, redactor);
-  if (flat) {
-    return { value: flat, truncated: false };
-  }
   const result = snapshot(input, limits, redactor, rootPath);
   if (result.value !== null && typeof result.value === 'object' && !Array.isArray(result.value)) {
     return result as SnapshotResult<Record<string, unknown>>;
   }
   return { value: { value: result.value }, truncated: result.truncated };
-}
-
-function snapshotFlat(
-  input: unknown,
-  limits: AuditSnapshotLimits,
-  redactor: AuditRedactor | undefined,
-): Record<string, unknown> | undefined {
-  if (typeof input !== 'object' || redactor?.hook) return undefined;
-  try {
-    if (Object.getPrototypeOf(input) !== Object.prototype) return undefined;
-    const source = input as Record<string, unknown>;
-    const out: Record<string, unknown> = {};
-    let count = 0;
-    let bytes = 2;
-    for (const key in source) {
-      if (!hasOwnProperty.call(source, key)) continue;
-      if (++count > limits.maxKeys || key === '__proto__' || !PLAIN_ASCII.test(key)) return undefined;
-      if (redactor && redactor.scrub(key) !== key) return undefined; // a key can be a secret, too
-      const descriptor = Object.getOwnPropertyDescriptor(source, key);
-      // A getter would run twice if this path gave up after reading it.
-      if (!descriptor || !('value' in descriptor)) return undefined;
-      let value = descriptor.value;
-      if (redactor?.isSecretKey(key) && value !== null && typeof value !== 'boolean' && value !== undefined) {
-        value = REDACTED;
-      }
-      switch (typeof value) {
-        case 'string':
-          if (value.length > limits.maxStringLength || !PLAIN_ASCII.test(value)) return undefined;
-          if (redactor && redactor.scrub(value) !== value) return undefined;
-          bytes += value.length + key.length + 6;
-          break;
-        case 'number':
-          if (!Number.isFinite(value) || (redactor && isCardNumber(value))) return undefined;
-          bytes += key.length + 26;
-          break;
-        case 'boolean':
-          bytes += key.length + 9;
-          break;
-        case 'undefined':
-          continue;
-        default:
-          if (value !== null) return undefined;
-          bytes += key.length + 8;
-      }
-      out[key] = value;
-    }
-    return bytes > limits.maxBytes - MARKER_RESERVE ? undefined : out;
-  } catch {
-    return undefined;
-  }
 }
 
 class SnapshotState {
@@ -380,20 +329,18 @@ class SnapshotState {
       return;
     }
     const n = Math.min(keys.length, this.limits.maxKeys);
+    const tracksPath = this.redactor?.hook !== undefined;
     for (let i = 0; i < n; i++) {
       const key = keys[i];
       let raw: unknown;
       let value: unknown;
-      let failed = false;
       try {
         raw = source[key];
+        value = this.isSecret(key, raw)
+          ? this.text(REDACTED)
+          : this.convert(raw, task.depth, ancestors, tracksPath ? join(task.path, key) : '');
       } catch (error) {
-        failed = true;
         value = this.marker(unserializable(error));
-      }
-      const path = join(task.path, key);
-      if (!failed) {
-        value = this.isSecret(key, raw) ? this.text(REDACTED) : this.convert(raw, task.depth, ancestors, path);
       }
       if (value === undefined) continue;
       const valueSize = this.size;
@@ -434,6 +381,10 @@ class SnapshotState {
 
   /** A key as recorded: bounded, scrubbed (a token can be a key, too), with its size. */
   private key(key: string): string {
+    if (key.length <= 64 && isPlainAscii(key) && (!this.redactor || this.redactor.isClean(key))) {
+      this.size = key.length + 2;
+      return key;
+    }
     return this.string(key);
   }
 
@@ -441,7 +392,7 @@ class SnapshotState {
   private string(value: string): string {
     const max = this.limits.maxStringLength;
     let out = value;
-    if (this.redactor) {
+    if (this.redactor && !this.redactor.isClean(out)) {
       // Scrub what is kept plus as much again, so a secret that starts before the cut is seen whole.
       out = this.redactor.scrub(out.length > max * 2 ? out.slice(0, max * 2) : out);
     }
@@ -503,7 +454,7 @@ function join(path: string, key: string | number): string {
 
 /** The exact UTF-8 size of `JSON.stringify(value)` for a string. */
 export function jsonSize(value: string): number {
-  if (PLAIN_ASCII.test(value)) return value.length + 2;
+  if (isPlainAscii(value)) return value.length + 2;
   let size = 2;
   for (let i = 0; i < value.length; i++) {
     const code = value.charCodeAt(i);
