@@ -48,7 +48,7 @@ export class AuditService {
    * to find one person's events without storing who they are.
    */
   pseudonym(value: string): string {
-    return this.pseudonymizer().pseudonym(value, value.includes('@'));
+    return this.pseudonymizer().pseudonym(value);
   }
 
   /** The value behind a pseudonym, from the `PseudonymStore`; `undefined` once forgotten. */

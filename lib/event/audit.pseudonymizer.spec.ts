@@ -29,8 +29,9 @@ describe('AuditPseudonymizer', () => {
     expect(e.metadata.shared_with).toBe(pseudonymizer.pseudonym('bob@example.com'));
     expect(e.metadata.recipients).toEqual([pseudonymizer.pseudonym('c@example.com'), pseudonymizer.pseudonym('d@example.com')]);
     expect((e.metadata.list as { email: string }[]).map((x) => x.email)).toEqual([pseudonymizer.pseudonym('e@example.com'), pseudonymizer.pseudonym('f@example.com')]);
-    // Emails are trimmed and lower-cased: one person, one pseudonym.
-    expect(e.actor.email).toBe(pseudonymizer.pseudonym('alice@example.com', true));
+    // E-mail addresses are trimmed and lower-cased: one person, one pseudonym.
+    expect(e.actor.email).toBe(pseudonymizer.pseudonym('alice@example.com'));
+    expect(pseudonymizer.pseudonym('Name With Case')).not.toBe(pseudonymizer.pseudonym('name with case'));
     expect(JSON.stringify(e)).not.toMatch(/alice|support@|c@example|e@example/i);
   });
 

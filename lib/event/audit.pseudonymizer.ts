@@ -105,7 +105,7 @@ export function pseudonymizeIssues(options: unknown): string[] {
  * Replaces chosen fields of each event with a keyed pseudonym
  * (`<keyId>:<HMAC-SHA-256, 128 bits, hex>`): the same value yields the same
  * pseudonym across events and restarts; another key yields an unrelated one.
- * Values are trimmed, and lower-cased in fields whose name ends in `email`.
+ * Values are trimmed, and e-mail addresses lower-cased, so one person has one pseudonym.
  *
  * Pseudonymised data is still personal data; deleting a mapping from the
  * store is a mechanism for erasure requests, not by itself legal erasure.
@@ -134,8 +134,8 @@ export class AuditPseudonymizer {
   }
 
   /** The pseudonym of `value` under this key; stored for re-identification when a store is set. */
-  pseudonym(value: string, emailLike = false): string {
-    const normalized = normalize(value, emailLike);
+  pseudonym(value: string): string {
+    const normalized = normalize(value);
     const cached = this.cache.get(normalized);
     if (cached) return cached;
     const pseudonym = `${this.options.keyId}:${createHmac('sha256', this.secret).update(normalized).digest('hex').slice(0, 32)}`;
@@ -161,8 +161,8 @@ export class AuditPseudonymizer {
   }
 
   /** Deletes every mapping of `value` from the store (an erasure request); resolves to how many. */
-  async forget(value: string, emailLike = value.includes('@')): Promise<number> {
-    const normalized = normalize(value, emailLike);
+  async forget(value: string): Promise<number> {
+    const normalized = normalize(value);
     this.cache.delete(normalized);
     return this.options.store ? this.options.store.forget(normalized) : 0;
   }
@@ -181,23 +181,24 @@ export class AuditPseudonymizer {
     for (const key of keys) {
       const value = (node as Record<string, unknown>)[key];
       if (last) {
-        (node as Record<string, unknown>)[key] = this.replaceValue(value, path[path.length - 1] === '*' ? key : segment);
+        (node as Record<string, unknown>)[key] = this.replaceValue(value);
       } else if (value !== null && typeof value === 'object') {
         this.replace(value as Record<string, unknown>, path, index + 1);
       }
     }
   }
 
-  private replaceValue(value: unknown, name: string): unknown {
-    const emailLike = /email$/i.test(name);
-    if (typeof value === 'string' && value.length > 0) return this.pseudonym(value, emailLike);
-    if (typeof value === 'number' || typeof value === 'bigint') return this.pseudonym(String(value), emailLike);
-    if (Array.isArray(value)) return value.map((item) => (typeof item === 'string' || typeof item === 'number' ? this.pseudonym(String(item), emailLike) : item));
+  private replaceValue(value: unknown): unknown {
+    if (typeof value === 'string' && value.length > 0) return this.pseudonym(value);
+    if (typeof value === 'number' || typeof value === 'bigint') return this.pseudonym(String(value));
+    if (Array.isArray(value)) return value.map((item) => (typeof item === 'string' || typeof item === 'number' ? this.pseudonym(String(item)) : item));
     return value;
   }
 }
 
-function normalize(value: string, emailLike: boolean): string {
+const EMAIL = /^[^\s@]+@[^\s@]+$/;
+
+function normalize(value: string): string {
   const trimmed = value.normalize('NFC').trim();
-  return emailLike ? trimmed.toLowerCase() : trimmed;
+  return EMAIL.test(trimmed) ? trimmed.toLowerCase() : trimmed;
 }

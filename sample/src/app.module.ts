@@ -22,7 +22,18 @@ export class AppModule {
     if (options.console) sinks.push(new ConsoleAuditSink());
     return {
       module: AppModule,
-      imports: [AuditModule.forRoot({ sink: sinks, flushInterval: 500 })],
+      imports: [
+        AuditModule.forRoot({
+          sink: sinks,
+          flushInterval: 500,
+          // GDPR: e-mail addresses enter the trail as keyed pseudonyms, the same for the same person.
+          pseudonymize: {
+            secret: process.env.SAMPLE_PSEUDONYM_KEY ?? 'sample-only-pseudonym-key-change-me',
+            keyId: 'k1',
+            fields: ['actor.email', 'metadata.attempted_email', 'metadata.shared_with'],
+          },
+        }),
+      ],
       controllers: [AuthController, DocumentsController, ExportsController, AdminController],
       providers: [
         AuthService,

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { AppModule } from '../../sample/src/app.module.js';
 import { runTour, type TourStep } from '../../sample/src/tour.js';
 import { trailTable } from '../../sample/src/trail-table.js';
+import { AuditService } from 'nestjs-audit';
 import { ADAPTERS, startApp, type RunningApp } from '../fixtures/http.fixture.js';
 
 describe.each(ADAPTERS)('the sample app and the demo tour over %s', (adapter) => {
@@ -31,7 +32,7 @@ describe.each(ADAPTERS)('the sample app and the demo tour over %s', (adapter) =>
   it('leaves the trail an auditor expects, in order', () => {
     const trail = running.audit.events.map((e) => [e.action, e.outcome, e.actor.id, `${e.resource.type}:${e.resource.id}`]);
     expect(trail).toEqual([
-      ['user.login', 'failure', 'anonymous', 'user:alice@example.com'],
+      ['user.login', 'failure', 'anonymous', 'user:unknown'],
       ['user.login', 'success', 'u-alice', 'user:u-alice'],
       ['document.create', 'success', 'u-alice', 'document:doc-1'],
       ['document.update', 'success', 'u-alice', 'document:doc-1'],
@@ -50,11 +51,15 @@ describe.each(ADAPTERS)('the sample app and the demo tour over %s', (adapter) =>
 
   it('records what each event needs and no secret', () => {
     const events = running.audit.events;
+    const audit = running.app.get(AuditService);
     expect(events.find((e) => e.action === 'document.share')?.metadata).toEqual({
-      shared_with: 'bob@example.com',
+      shared_with: audit.pseudonym('bob@example.com'),
       permission: 'read',
       expires_at: null,
     });
+    expect(events[0].metadata).toEqual({ attempted_email: audit.pseudonym('alice@example.com'), password_length: 9 });
+    expect(events[1].actor.email).toBe(audit.pseudonym('alice@example.com'));
+    expect(JSON.stringify(events)).not.toMatch(/@example\.com/);
     expect(events.find((e) => e.action === 'document.update')?.metadata).toEqual({ changed_fields: ['title'] });
     expect(events.find((e) => e.action === 'user.role_assign' && e.outcome === 'failure')?.error).toMatchObject({ status_code: 403 });
     expect(events.find((e) => e.action === 'document.delete' && e.outcome === 'failure')?.error).toMatchObject({
@@ -64,12 +69,13 @@ describe.each(ADAPTERS)('the sample app and the demo tour over %s', (adapter) =>
     expect(events.every((e) => e.actor.user_agent === 'nestjs-audit-demo/1.0')).toBe(true);
     const serialized = JSON.stringify(events);
     for (const password of ['wonderland', 'wonderlnd', 'builder', 'admin-carol']) expect(serialized).not.toContain(password);
+    expect(serialized).not.toMatch(/"token"/);
   });
 
   it('prints the trail as a table', () => {
     const table = trailTable(running.audit.events).split('\n');
     expect(table[0]).toMatch(/^time\s+action\s+outcome\s+actor\s+resource\s+status\s+details$/);
     expect(table).toHaveLength(2 + running.audit.events.length);
-    expect(table[2]).toMatch(/user\.login\s+failure\s+anonymous\s+user:alice@example\.com\s+401/);
+    expect(table[2]).toMatch(/user\.login\s+failure\s+anonymous\s+user:unknown\s+401/);
   });
 });

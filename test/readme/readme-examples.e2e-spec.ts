@@ -30,6 +30,7 @@ describe('README', () => {
       [
         'test/readme/app.module.example.ts',
         'test/readme/audit-options.example.ts',
+        'test/readme/data-protection.example.ts',
         'test/readme/documents.controller.example.ts',
         'test/readme/documents.e2e-spec.ts',
         'test/readme/documents.service.example.ts',
@@ -40,6 +41,20 @@ describe('README', () => {
     for (const [, path, code] of blocks) {
       expect({ path, code }).toEqual({ path, code: readFileSync(join(here, '..', '..', path), 'utf8') });
     }
+  });
+});
+
+describe('README exports', () => {
+  it('documents every name the package exports', () => {
+    const readme = readFileSync(join(here, '..', '..', 'README.md'), 'utf8');
+    const names = (file: string) =>
+      [...readFileSync(join(here, '..', '..', 'lib', file), 'utf8').matchAll(/export\s*(?:type\s*)?\{([^}]*)\}/g)]
+        .flatMap((m) => m[1].split(','))
+        .map((name) => name.replace(/\btype\b/, '').trim())
+        .filter(Boolean);
+    const exported = [...names('index.ts'), ...names('testing/index.ts')];
+    expect(exported.length).toBeGreaterThan(40);
+    expect(exported.filter((name) => !readme.includes(`\`${name}\``))).toEqual([]);
   });
 });
 
@@ -95,6 +110,36 @@ describe.each(ADAPTERS)('README quick setup over %s', (adapter) => {
 });
 
 describe('README examples', () => {
+  it('data protection: redaction rules, limits, pseudonyms and diffs', async () => {
+    const { AuditConfig, ProfileService, pseudonyms } = await import('./data-protection.example.js');
+    const audit = new InMemoryAuditTransport();
+    const moduleRef = await Test.createTestingModule({ imports: [AuditConfig], providers: [ProfileService] })
+      .overrideProvider(AuditTransport)
+      .useValue(audit)
+      .compile();
+    const service = moduleRef.get(ProfileService);
+    const profile = { email: 'ann@example.com', password: 'old', address: { city: 'Paris' } };
+    service.update(profile, { password: 'new', address: { city: 'Lyon' } });
+    const id = service.login('Ann@Example.com', 'hunter2', false);
+    expect(audit.events[0].metadata).toEqual({
+      changed_fields: ['password', 'address.city'],
+      old_values: { password: '[REDACTED]', 'address.city': 'Paris' },
+      new_values: { password: '[REDACTED]', 'address.city': 'Lyon' },
+    });
+    const login = audit.find({ id })[0];
+    expect(login.metadata).toEqual({
+      password_length: 7,
+      shared_with: expect.stringMatching(/^k1:[0-9a-f]{32}$/),
+      diff: { changed_fields: ['plan'], old_values: { plan: 'free' }, new_values: { plan: 'pro' } },
+    });
+    const auditService = moduleRef.get(AuditService);
+    expect(auditService.pseudonym('ann@example.com')).toBe(login.metadata.shared_with);
+    await expect(auditService.reidentify(login.metadata.shared_with as string)).resolves.toBe('ann@example.com');
+    await auditService.forget('ann@example.com');
+    expect(pseudonyms.size).toBe(0);
+    await moduleRef.close();
+  });
+
   it('AuditContext.run() gives a job its own actor', async () => {
     const audit = new InMemoryAuditTransport();
     const moduleRef = await Test.createTestingModule({ imports: [AuditModule.forRoot()], providers: [RetentionService, NightlyPurge] })

@@ -20,11 +20,15 @@ export class AuthController {
    * Success and failure are both `user.login`. The resource is the account
    * signed into; on success the handler sets `request.user`, so the event's
    * actor is the user who just signed in (a failed attempt stays anonymous).
-   * Never the password: only a derived fact about it.
+   * The address tried is recorded pseudonymised (see the app module), and
+   * never the password: only a derived fact about it.
    */
   @Audit('user.login', 'user', {
-    resourceId: ({ args: [, body], result }) => result?.user.id ?? (body as LoginDto | undefined)?.email,
-    metadata: ({ args: [, body] }) => ({ password_length: (body as LoginDto | undefined)?.password?.length ?? 0 }),
+    resourceId: ({ result }) => result?.user.id,
+    metadata: ({ args: [, body] }) => ({
+      attempted_email: (body as LoginDto | undefined)?.email,
+      password_length: (body as LoginDto | undefined)?.password?.length ?? 0,
+    }),
   })
   @Post('login')
   @HttpCode(200)
