@@ -61,3 +61,28 @@ describe('event schema', () => {
     ]);
   });
 });
+
+describe('AuditService.log() input read once', () => {
+  it('validates and records what a getter answered the first time, and refuses unreadable input', async () => {
+    const { Test } = await import('@nestjs/testing');
+    const { AuditModule, AuditService, AuditTransport, AuditValidationError } = await import('../index.js');
+    const { InMemoryAuditTransport } = await import('../testing/index.js');
+    const transport = new InMemoryAuditTransport();
+    const moduleRef = await Test.createTestingModule({ imports: [AuditModule.forRoot()] }).overrideProvider(AuditTransport).useValue(transport).compile();
+    const audit = moduleRef.get(AuditService);
+    let reads = 0;
+    const shifty = {
+      get action() {
+        return reads++ === 0 ? 'doc.read' : 'NOT VALID';
+      },
+      resource: { type: 'doc', id: 1 },
+    };
+    audit.log(shifty as never);
+    expect(transport.events[0].action).toBe('doc.read');
+    expect(reads).toBe(1);
+    const unreadable = { get action(): string { throw new Error('nope'); }, resource: { type: 'doc', id: 1 } };
+    expect(() => audit.log(unreadable as never)).toThrow(AuditValidationError);
+    expect(() => audit.log(unreadable as never)).toThrow(/cannot be read \(Error: nope\)/);
+    await moduleRef.close();
+  });
+});

@@ -1,6 +1,7 @@
 import { HttpException, Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { STATUS_CODES } from 'node:http';
 import { AUDIT_RESOLVED_OPTIONS } from '../audit.constants.js';
+import { AuditValidationError } from '../audit.errors.js';
 import { RateLimitedLogger } from '../audit.logger.js';
 import { MESSAGES } from '../audit.messages.js';
 import type { ResolvedAuditOptions } from '../audit.options-schema.js';
@@ -64,19 +65,18 @@ export class AuditRecorder implements AuditEventTarget, OnApplicationShutdown {
   }
 
   /** `AuditService.log()`: validates, builds, enqueues, returns the id. */
-  log(input: AuditLogInput): string {
+  log(raw: AuditLogInput): string {
+    const input = readLogInput(raw);
     assertValidLogInput(input);
-    const store = currentStore();
-    const event = this.build(
-      input.action,
-      input.outcome ?? 'success',
-      input.resource.type,
-      input.resource.id,
-      input.metadata,
-      store,
-      input.actor,
-    );
-    if (input.error !== undefined) event.error = this.errorOf(input.error);
+    let event: AuditEvent;
+    try {
+      event = this.build(input.action, input.outcome ?? 'success', input.resource.type, input.resource.id, input.metadata, currentStore(), input.actor);
+      if (input.error !== undefined) event.error = this.errorOf(input.error);
+    } catch (error) {
+      // Only a bug of this library gets here: say so loudly, never throw anything but a validation error.
+      this.logger.error('log', MESSAGES.callbackFailed('Building an audit event', describe(error)));
+      return uuidv7();
+    }
     this.send(event);
     return event.id;
   }
@@ -337,6 +337,25 @@ export class AuditRecorder implements AuditEventTarget, OnApplicationShutdown {
       // A custom transport must not throw; if it does, say so instead of breaking the caller.
       this.logger.error('transport', MESSAGES.callbackFailed('AuditTransport.send()', describe(error)));
     }
+  }
+}
+
+/**
+ * The fields of `AuditService.log()` input, each read exactly once, so that
+ * what is validated is what is recorded (a getter cannot answer differently
+ * the second time). An input whose fields cannot be read is a schema violation.
+ */
+function readLogInput(input: AuditLogInput): AuditLogInput {
+  if (typeof input !== 'object' || input === null) return input;
+  try {
+    const { action, resource, outcome, metadata, actor, error } = input;
+    const copy = { action, resource, outcome, metadata, actor, error } as AuditLogInput;
+    if (typeof resource === 'object' && resource !== null && !Array.isArray(resource)) {
+      copy.resource = { type: resource.type, id: resource.id };
+    }
+    return copy;
+  } catch (error) {
+    throw new AuditValidationError([`event: its fields cannot be read (${describe(error)})`]);
   }
 }
 
