@@ -18,6 +18,13 @@ export const MESSAGES = {
     `Audit sink ${sink} failed to write a batch of ${count} event(s): ${error}`,
   dropped: (reason: string, count: number, total: number) =>
     `Dropped ${count} audit event(s) (${reason}); ${total} dropped since start. Check the sink and the queue options.`,
+  sinkAttemptFailed: (sink: string, count: number, attempt: number, next: string, error: string) =>
+    `Audit sink ${sink} failed to write ${count} event(s) (attempt ${attempt}; next: ${next}): ${error}`,
+  deadLettered: (count: number, sink: string, error: string, where: string) =>
+    `Dead-lettered ${count} audit event(s) that ${sink} will not take (${error}); they are in ${where}.`,
+  shutdownSpooled: (pending: number, timeout: number, dir: string) =>
+    `Audit transport could not deliver ${pending} event(s) within shutdownTimeout (${timeout} ms); ` +
+    `they stay in the spool (${dir}) and are delivered at the next start.`,
   shutdownTimeout: (pending: number, timeout: number) =>
     `Audit transport could not deliver ${pending} event(s) within shutdownTimeout (${timeout} ms); they are lost.`,
   unrouted: (action: string) =>

@@ -100,6 +100,7 @@ export const AUDIT_DEFAULTS = Object.freeze({
   flushInterval: 1000,
   maxBatchSize: 50,
   maxQueueSize: 10_000,
+  maxQueueBytes: 64 * 1024 * 1024,
   http: Object.freeze({ methods: ['POST', 'PUT', 'PATCH', 'DELETE'], exclude: [] as (string | RegExp)[] }),
   systemActor: Object.freeze({ id: 'system', type: 'system' }) as AuditActor,
   shutdownTimeout: 10_000,

@@ -23,6 +23,7 @@ import type {
   AuditOutcome,
 } from './audit-event.interface.js';
 import { auditDiff } from './audit.diff.js';
+import { rememberEventSize } from './audit.event-size.js';
 import { assertValidLogInput, MAX_RESOURCE_ID_LENGTH, type AuditLogInput } from './audit.event-schema.js';
 import { AuditPseudonymizer } from './audit.pseudonymizer.js';
 import { AuditRedactor, REDACTED } from './audit.redaction.js';
@@ -50,6 +51,8 @@ export interface HttpEnding {
 export class AuditRecorder implements AuditEventTarget, OnApplicationShutdown {
   private readonly logger = new RateLimitedLogger();
   readonly redactor: AuditRedactor;
+  /** The metadata size of the event built last; build() and send() run back to back. */
+  private lastMetadataBytes = 0;
   readonly pseudonymizer: AuditPseudonymizer | undefined;
 
   constructor(
@@ -203,6 +206,7 @@ export class AuditRecorder implements AuditEventTarget, OnApplicationShutdown {
     const context = store ? this.contextOf(store) : undefined;
     if (context) event.context = context;
     if (snapshot.truncated) event.metadata_truncated = true;
+    this.lastMetadataBytes = snapshot.bytes;
     return event;
   }
 
@@ -324,6 +328,7 @@ export class AuditRecorder implements AuditEventTarget, OnApplicationShutdown {
   }
 
   private send(event: AuditEvent): void {
+    rememberEventSize(event, this.lastMetadataBytes);
     try {
       this.pseudonymizer?.apply(event);
     } catch (error) {

@@ -35,6 +35,8 @@ const MARKER_RESERVE = 64;
 export interface SnapshotResult<T = unknown> {
   value: T;
   truncated: boolean;
+  /** The serialized size of `value` (UTF-8 JSON bytes), an upper bound. */
+  bytes: number;
 }
 
 type Container = Record<string, unknown> | unknown[];
@@ -89,13 +91,13 @@ export function snapshotMetadata(
   rootPath = '',
 ): SnapshotResult<Record<string, unknown>> {
   if (input === undefined || input === null) {
-    return { value: {}, truncated: false };
+    return { value: {}, truncated: false, bytes: 2 };
   }
   const result = snapshot(input, limits, redactor, rootPath);
   if (result.value !== null && typeof result.value === 'object' && !Array.isArray(result.value)) {
     return result as SnapshotResult<Record<string, unknown>>;
   }
-  return { value: { value: result.value }, truncated: result.truncated };
+  return { value: { value: result.value }, truncated: result.truncated, bytes: result.bytes + 10 };
 }
 
 class SnapshotState {
@@ -132,7 +134,7 @@ class SnapshotState {
       value = unserializable(error);
       this.truncated = true;
     }
-    return { value, truncated: this.truncated };
+    return { value, truncated: this.truncated, bytes: this.bytes + (this.exhausted ? MARKER_RESERVE : 0) };
   }
 
   private drain(): void {

@@ -30,3 +30,15 @@ export class AuditSinkError extends Error {
     super(message, options);
   }
 }
+
+/**
+ * A failure that retrying cannot fix (a rejected schema, bad credentials):
+ * the batch goes straight to the dead-letter handler. Throw it from a custom
+ * sink; any other error is retried (programming errors such as `TypeError`
+ * excepted), and an `AuditSinkError`'s `statusCode` is classified like HTTP.
+ *
+ * @publicApi
+ */
+export class PermanentAuditSinkError extends AuditSinkError {
+  override name = 'PermanentAuditSinkError';
+}

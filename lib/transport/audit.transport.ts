@@ -2,27 +2,39 @@ import type { AuditEvent } from '../event/audit-event.interface.js';
 
 /**
  * Counters of a transport. At every moment
- * `enqueued = delivered + dropped + pending`.
+ * `enqueued = delivered + dropped + pending + deadLettered`.
  *
  * @publicApi
  */
 export interface AuditTransportStats {
-  /** Events handed to `send()`, including those it had to drop. */
+  /** Events handed to `send()` (and, with a spool, found on disk at start), including those dropped. */
   enqueued: number;
   /** Events every sink acknowledged. */
   delivered: number;
   /** Events lost, all reasons together. */
   dropped: number;
-  /** `dropped` by reason: `queue_full`, `sink_error`, `shutdown_timeout`, `closed`. */
+  /** `dropped` by reason: `queue_full`, `spool_full`, `closed`, `shutdown_timeout`, `dead_letter_failed`, `corrupt`. */
   droppedByReason: Record<string, number>;
-  /** Events accepted and not yet settled (queued or being written). */
+  /** Events handed to the dead-letter handler (a sink refused them for good, or retries ran out). */
+  deadLettered: number;
+  /** Events accepted and not yet settled: queued, being written, or in the spool only. */
   pending: number;
-  /** Events in the batch being written now. */
+  /** Events in batches being written now. */
   inFlight: number;
+  /** Events in the spool only (not in memory). */
+  spooled?: number;
+  /** Serialized bytes held in memory. */
+  queuedBytes?: number;
+  /** Writes retried after a transient failure. */
+  retries: number;
   /** The last sink error, if any. */
   lastError?: string;
   /** When a batch was last settled (ms since the epoch). */
   lastFlushAt?: number;
+  /** Since when (ms since the epoch) the sinks have been failing, while they are. */
+  failingSince?: number;
+  /** Per sink: events written, failed writes, the last error while failing. */
+  sinks?: { name: string; delivered: number; failures: number; lastError?: string }[];
 }
 
 /**

@@ -1,0 +1,38 @@
+// A child process for the spool crash test: sends events as fast as it can through a spooled
+// transport to an HTTP collector, printing each id once send() returned, until it is killed.
+import { BatchingAuditTransport, HttpAuditSink, type AuditEvent } from '../../lib/index.js';
+import { RateLimitedLogger } from '../../lib/audit.logger.js';
+
+const [dir, url, prefix, fsyncInterval] = process.argv.slice(2);
+const transport = new BatchingAuditTransport({
+  sink: new HttpAuditSink({ url, timeoutMs: 2000 }),
+  spool: { dir, fsyncInterval: Number(fsyncInterval), segmentBytes: 64 * 1024 },
+  maxBatchSize: 50,
+  flushInterval: 10,
+  retry: { initialDelay: 5, maxDelay: 50 },
+  logger: new RateLimitedLogger({ warn: () => undefined, error: () => undefined } as never),
+});
+
+let n = 0;
+const make = (): AuditEvent => ({
+  id: `${prefix}-${String(n++).padStart(7, '0')}`,
+  timestamp: new Date().toISOString(),
+  action: 'crash.test',
+  outcome: 'success',
+  actor: { id: 'writer' },
+  resource: { type: 'test', id: String(n) },
+  metadata: { pad: 'x'.repeat(64) },
+});
+
+function burst(): void {
+  const ids: string[] = [];
+  for (let i = 0; i < 20; i++) {
+    const event = make();
+    transport.send(event);
+    ids.push(event.id);
+  }
+  process.stdout.write(`${ids.join('\n')}\n`);
+  setTimeout(burst, 1);
+}
+process.stdout.write('ready\n');
+burst();
