@@ -44,6 +44,7 @@ import { BatchingAuditTransport } from './transport/batching.transport.js';
           maxBatchSize: options.maxBatchSize,
           maxQueueSize: options.maxQueueSize,
           shutdownTimeout: options.shutdownTimeout,
+          ...options.delivery,
         }),
       inject: [AUDIT_RESOLVED_OPTIONS],
     },

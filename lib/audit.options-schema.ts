@@ -155,6 +155,54 @@ class LimitsSchema {
   maxMetadataBytes?: number;
 }
 
+class RetrySchema {
+  @IsOptional()
+  @IsInt(INTEGER_MS)
+  @Min(1, { message: 'must be at least 1 (ms)' })
+  initialDelay?: number;
+
+  @IsOptional()
+  @IsInt(INTEGER_MS)
+  @Min(1, { message: 'must be at least 1 (ms)' })
+  maxDelay?: number;
+
+  @IsOptional()
+  @IsInt({ message: 'must be an integer' })
+  @Min(1, { message: 'must be at least 1' })
+  maxAttempts?: number;
+
+  @IsOptional()
+  @IsInt(INTEGER_MS)
+  @Min(1, { message: 'must be at least 1 (ms)' })
+  maxElapsed?: number;
+
+  @IsOptional()
+  @IsInt(INTEGER_MS)
+  @Min(1, { message: 'must be at least 1 (ms)' })
+  attemptTimeout?: number;
+}
+
+class SpoolSchema {
+  @IsString({ message: 'must be the path of a folder' })
+  @MinLength(1, { message: 'must be the path of a folder' })
+  dir!: string;
+
+  @IsOptional()
+  @IsInt(INTEGER_MS)
+  @Min(1, { message: 'must be at least 1 (ms)' })
+  fsyncInterval?: number;
+
+  @IsOptional()
+  @IsInt({ message: 'must be an integer number of bytes' })
+  @Min(64 * 1024, { message: 'must be at least 65 536 (bytes)' })
+  maxBytes?: number;
+
+  @IsOptional()
+  @IsInt({ message: 'must be an integer number of bytes' })
+  @Min(4096, { message: 'must be at least 4096 (bytes)' })
+  segmentBytes?: number;
+}
+
 class AuditOptionsSchema {
   @IsOptional()
   @IsSinkOrSinks()
@@ -176,6 +224,44 @@ class AuditOptionsSchema {
   @IsInt({ message: 'must be an integer' })
   @Min(1, { message: 'must be at least 1' })
   maxQueueSize?: number;
+
+  @IsOptional()
+  @IsInt({ message: 'must be an integer number of bytes' })
+  @Min(1024, { message: 'must be at least 1024 (bytes)' })
+  maxQueueBytes?: number;
+
+  @IsOptional()
+  @IsIn(['drop-newest', 'drop-oldest', 'spool'], { message: "must be 'drop-newest', 'drop-oldest' or 'spool'" })
+  overflow?: string;
+
+  @IsOptional()
+  retry?: unknown;
+
+  @IsOptional()
+  @IsInt({ message: 'must be an integer' })
+  @Min(1, { message: 'must be at least 1' })
+  @Max(64, { message: 'must be at most 64' })
+  maxConcurrentBatches?: number;
+
+  @IsOptional()
+  spool?: unknown;
+
+  @IsOptional()
+  @IsFunctionValue({ message: 'must be a function (events, error) => void | Promise<void>' })
+  onDeadLetter?: unknown;
+
+  @IsOptional()
+  @IsString({ message: 'must be a file path' })
+  @MinLength(1, { message: 'must be a file path' })
+  deadLetterPath?: unknown;
+
+  @IsOptional()
+  @IsFunctionValue({ message: 'must be a function (error, info) => void' })
+  onError?: unknown;
+
+  @IsOptional()
+  @IsFunctionValue({ message: 'must be a function (info) => void' })
+  onDrop?: unknown;
 
   @IsOptional()
   @IsHttpOption()
@@ -207,12 +293,19 @@ class AuditOptionsSchema {
   pseudonymize?: unknown;
 }
 
+/** The transport's delivery options, passed through as given (the transport holds their defaults). */
+export type DeliveryOptions = Pick<
+  AuditModuleOptions,
+  'maxQueueBytes' | 'overflow' | 'retry' | 'maxConcurrentBatches' | 'spool' | 'onDeadLetter' | 'deadLetterPath' | 'onError' | 'onDrop'
+>;
+
 /** The options after validation, with every default applied. */
 export interface ResolvedAuditOptions {
   sinks: AuditSink[];
   flushInterval: number;
   maxBatchSize: number;
   maxQueueSize: number;
+  delivery: DeliveryOptions;
   http: false | { methods: ReadonlySet<string>; exclude: RegExp[] };
   actor: NonNullable<AuditModuleOptions['actor']>;
   context: AuditModuleOptions['context'];
@@ -258,6 +351,15 @@ export function resolveAuditOptions(
   issues.push(...nested(input, 'redaction', RedactionSchema, ['keys', 'patterns', 'allowKeys', 'redact']));
   issues.push(...nested(input, 'limits', LimitsSchema, ['maxDepth', 'maxKeys', 'maxArrayItems', 'maxStringLength', 'maxMetadataBytes']));
   if (input.pseudonymize !== undefined) issues.push(...pseudonymizeIssues(input.pseudonymize));
+  issues.push(...nested(input, 'retry', RetrySchema, ['initialDelay', 'maxDelay', 'maxAttempts', 'maxElapsed', 'attemptTimeout']));
+  issues.push(...nested(input, 'spool', SpoolSchema, ['dir', 'fsyncInterval', 'maxBytes', 'segmentBytes']));
+  const retry = input.retry as { initialDelay?: number; maxDelay?: number } | undefined;
+  if (retry && typeof retry.initialDelay === 'number' && typeof retry.maxDelay === 'number' && retry.maxDelay < retry.initialDelay) {
+    issues.push(`retry.maxDelay: must be at least retry.initialDelay (${retry.initialDelay}), got ${retry.maxDelay}`);
+  }
+  if (input.overflow === 'spool' && input.spool === undefined) {
+    issues.push("overflow: 'spool' needs the spool option ({ dir }), got no spool");
+  }
   if (issues.length > 0) {
     throw new AuditConfigurationError(issues);
   }
@@ -269,6 +371,17 @@ export function resolveAuditOptions(
     flushInterval: (input.flushInterval as number | undefined) ?? AUDIT_DEFAULTS.flushInterval,
     maxBatchSize: (input.maxBatchSize as number | undefined) ?? AUDIT_DEFAULTS.maxBatchSize,
     maxQueueSize: (input.maxQueueSize as number | undefined) ?? AUDIT_DEFAULTS.maxQueueSize,
+    delivery: {
+      maxQueueBytes: input.maxQueueBytes as number | undefined,
+      overflow: input.overflow as DeliveryOptions['overflow'],
+      retry: input.retry as DeliveryOptions['retry'],
+      maxConcurrentBatches: input.maxConcurrentBatches as number | undefined,
+      spool: input.spool as DeliveryOptions['spool'],
+      onDeadLetter: input.onDeadLetter as DeliveryOptions['onDeadLetter'],
+      deadLetterPath: input.deadLetterPath as string | undefined,
+      onError: input.onError as DeliveryOptions['onError'],
+      onDrop: input.onDrop as DeliveryOptions['onDrop'],
+    },
     http:
       http === false
         ? false
@@ -309,6 +422,15 @@ function nested(input: Record<string, unknown>, name: string, Schema: new () => 
 }
 
 const SCHEMA_KEYS = [
+  'maxQueueBytes',
+  'overflow',
+  'retry',
+  'maxConcurrentBatches',
+  'spool',
+  'onDeadLetter',
+  'deadLetterPath',
+  'onError',
+  'onDrop',
   'redaction',
   'limits',
   'pseudonymize',

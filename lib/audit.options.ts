@@ -1,6 +1,10 @@
 import type { AuditActor } from './event/audit-event.interface.js';
 import type { AuditPseudonymizeOptions } from './event/audit.pseudonymizer.js';
 import type { AuditRedactionOptions } from './event/audit.redaction.js';
+import type { AuditEvent } from './event/audit-event.interface.js';
+import type { AuditRetryOptions } from './transport/audit.retry.js';
+import type { AuditSpoolOptions } from './transport/audit.spool.js';
+import type { AuditDropInfo, AuditOverflowPolicy, AuditSinkErrorInfo } from './transport/batching.transport.js';
 import type { AuditSink } from './sinks/audit.sink.js';
 
 /** HTTP methods the automatic request audit understands. */
@@ -52,8 +56,29 @@ export interface AuditModuleOptions {
   flushInterval?: number;
   /** Most events per batch. Default 50. */
   maxBatchSize?: number;
-  /** Most events waiting in memory; beyond it new events are dropped and counted. Default 10 000. */
+  /** Most events held in memory (queued or being written). Default 10 000. */
   maxQueueSize?: number;
+  /** Most serialized bytes held in memory (queued or being written). Default 64 MiB. */
+  maxQueueBytes?: number;
+  /**
+   * What happens to an event that does not fit in memory. Default: `'spool'` with a spool, else
+   * `'drop-newest'` (an event already accepted is never evicted by a later one).
+   */
+  overflow?: AuditOverflowPolicy;
+  /** Retries of failed writes (transient failures only). */
+  retry?: AuditRetryOptions;
+  /** Batches written at once. Default 1, which keeps the order of the stream. */
+  maxConcurrentBatches?: number;
+  /** A write-ahead log on disk: queued events survive a crash or a restart. Default: off. */
+  spool?: AuditSpoolOptions;
+  /** Receives what no sink will ever take. Default: append to `deadLetterPath` and warn. */
+  onDeadLetter?: (events: AuditEvent[], error: unknown) => void | Promise<void>;
+  /** The default dead-letter file (JSON lines). Default `audit-dead-letter.jsonl` in the working directory. */
+  deadLetterPath?: string;
+  /** Called on every failed write to a sink. */
+  onError?: (error: unknown, info: AuditSinkErrorInfo) => void;
+  /** Called whenever events are dropped, with the reason. */
+  onDrop?: (info: AuditDropInfo) => void;
   /** Automatic auditing of HTTP requests, or `false` to audit only `@Audit()` methods. */
   http?: false | AuditHttpOptions;
   /** Reads the actor from a request. Default: `request.user` (`id` or `sub`, `email`, `impersonator`). */

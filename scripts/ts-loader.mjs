@@ -8,6 +8,7 @@ const root = new URL('../', import.meta.url);
 const aliases = {
   'nestjs-audit': 'lib/index.ts',
   'nestjs-audit/testing': 'lib/testing/index.ts',
+  'nestjs-audit/terminus': 'lib/terminus/index.ts',
 };
 
 export async function resolve(specifier, context, next) {

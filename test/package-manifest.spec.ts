@@ -35,8 +35,14 @@ describe('package manifest', () => {
 
   it('keeps the core free of anything but the peers and class-validator', () => {
     expect(Object.keys(pkg.dependencies)).toEqual(['class-validator']);
-    expect(Object.keys(pkg.peerDependencies).sort()).toEqual(['@nestjs/common', '@nestjs/core', 'reflect-metadata', 'rxjs']);
+    const required = Object.keys(pkg.peerDependencies).filter((name) => !pkg.peerDependenciesMeta?.[name]?.optional);
+    expect(required.sort()).toEqual(['@nestjs/common', '@nestjs/core', 'reflect-metadata', 'rxjs']);
     expect(pkg.peerDependencies['@nestjs/common']).toBe('^11.0.0 || ^12.0.0');
+  });
+
+  it('keeps optional peers out of the core entry: only lib/terminus imports @nestjs/terminus', () => {
+    const users = imports.filter(({ specifier }) => specifier === '@nestjs/terminus').map(({ file }) => file.replace(/.*\/lib\//, 'lib/'));
+    expect([...new Set(users)]).toEqual(['lib/terminus/audit.health.ts']);
   });
 
   it('imports @nestjs packages from their root only, and relative files with .js', () => {
@@ -47,7 +53,7 @@ describe('package manifest', () => {
   });
 
   it('exports each entry point with types, import and require, types first', () => {
-    for (const entry of ['.', './testing']) {
+    for (const entry of ['.', './testing', './terminus']) {
       const spec = pkg.exports[entry];
       for (const condition of ['import', 'require']) {
         expect(Object.keys(spec[condition])).toEqual(['types', 'default']);

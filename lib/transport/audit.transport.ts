@@ -33,6 +33,8 @@ export interface AuditTransportStats {
   lastFlushAt?: number;
   /** Since when (ms since the epoch) the sinks have been failing, while they are. */
   failingSince?: number;
+  /** When events were last dropped (ms since the epoch). */
+  lastDropAt?: number;
   /** Per sink: events written, failed writes, the last error while failing. */
   sinks?: { name: string; delivered: number; failures: number; lastError?: string }[];
 }

@@ -142,6 +142,7 @@ export class BatchingAuditTransport extends AuditTransport {
   private lastError: string | undefined;
   private lastFlushAt: number | undefined;
   private failingSince: number | undefined;
+  private lastDropAt: number | undefined;
 
   private flushTarget = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -274,6 +275,7 @@ export class BatchingAuditTransport extends AuditTransport {
       lastError: this.lastError,
       lastFlushAt: this.lastFlushAt,
       failingSince: this.failingSince,
+      lastDropAt: this.lastDropAt,
       sinks: this.sinks.map(({ name, delivered, failures, lastError }) => ({ name, delivered, failures, lastError })),
     };
   }
@@ -508,6 +510,7 @@ export class BatchingAuditTransport extends AuditTransport {
   private drop(reason: AuditDropReason, events: AuditEvent[], count: number = events.length): void {
     if (count <= 0) return;
     this.dropped += count;
+    this.lastDropAt = Date.now();
     this.droppedByReason[reason] = (this.droppedByReason[reason] ?? 0) + count;
     this.logger.warn(`drop:${reason}`, MESSAGES.dropped(reason, count, this.dropped));
     if (this.options.onDrop) {

@@ -1,0 +1,1 @@
+export { AuditHealthIndicator, type AuditHealthOptions } from './audit.health.js';
