@@ -32,8 +32,17 @@ export type {
 } from './event/audit-event.interface.js';
 export type { AuditLogInput } from './event/audit.event-schema.js';
 export { AuditTransport, type AuditTransportStats } from './transport/audit.transport.js';
-export { BatchingAuditTransport, type BatchingAuditTransportOptions } from './transport/batching.transport.js';
-export { AuditSinkError, type AuditSink } from './sinks/audit.sink.js';
+export {
+  BatchingAuditTransport,
+  type AuditDropInfo,
+  type AuditDropReason,
+  type AuditOverflowPolicy,
+  type AuditSinkErrorInfo,
+  type BatchingAuditTransportOptions,
+} from './transport/batching.transport.js';
+export type { AuditRetryOptions } from './transport/audit.retry.js';
+export type { AuditSpoolOptions } from './transport/audit.spool.js';
+export { AuditSinkError, PermanentAuditSinkError, type AuditSink } from './sinks/audit.sink.js';
 export { ConsoleAuditSink, type ConsoleAuditSinkOptions } from './sinks/console.sink.js';
 export { FileAuditSink, type FileAuditSinkOptions } from './sinks/file.sink.js';
 export { HttpAuditSink, type HttpAuditSinkOptions } from './sinks/http.sink.js';

@@ -122,6 +122,39 @@ describe('AuditModule configuration', () => {
     expect((asyncError as Error).message).toMatch(/http\.methods/);
   });
 
+  it('names each bad delivery option at bootstrap', async () => {
+    const error = (await Test.createTestingModule({
+      imports: [
+        AuditModule.forRoot({
+          overflow: 'spool',
+          retry: { initialDelay: 500, maxDelay: 100, maxAttempts: 0 },
+          maxQueueBytes: 10,
+          maxConcurrentBatches: 100,
+          onDrop: 'log' as never,
+        }),
+      ],
+    })
+      .compile()
+      .catch((e: unknown) => e)) as AuditConfigurationError;
+    expect(error).toBeInstanceOf(AuditConfigurationError);
+    expect(error.issues).toEqual(
+      expect.arrayContaining([
+        "overflow: 'spool' needs the spool option ({ dir }), got no spool",
+        'retry.maxDelay: must be at least retry.initialDelay (500), got 100',
+        'retry.maxAttempts: must be at least 1, got 0',
+        'maxQueueBytes: must be at least 1024 (bytes), got 10',
+        'maxConcurrentBatches: must be at most 64, got 100',
+        expect.stringMatching(/^onDrop: must be a function/),
+      ]),
+    );
+    const spoolError = (await Test.createTestingModule({ imports: [AuditModule.forRoot({ spool: { dir: '', fsyncInterval: 0 } as never })] })
+      .compile()
+      .catch((e: unknown) => e)) as AuditConfigurationError;
+    expect(spoolError.issues).toEqual(
+      expect.arrayContaining(['spool.dir: must be the path of a folder, got ""', 'spool.fsyncInterval: must be at least 1 (ms), got 0']),
+    );
+  });
+
   it('the default transport batches to a FileAuditSink and drains on app.close()', async () => {
     const path = join(dir, 'logs', 'audit.jsonl');
     const moduleRef = await Test.createTestingModule({

@@ -31,6 +31,7 @@ describe('README', () => {
         'test/readme/app.module.example.ts',
         'test/readme/audit-options.example.ts',
         'test/readme/data-protection.example.ts',
+        'test/readme/delivery.example.ts',
         'test/readme/documents.controller.example.ts',
         'test/readme/documents.e2e-spec.ts',
         'test/readme/documents.service.example.ts',
@@ -52,7 +53,7 @@ describe('README exports', () => {
         .flatMap((m) => m[1].split(','))
         .map((name) => name.replace(/\btype\b/, '').trim())
         .filter(Boolean);
-    const exported = [...names('index.ts'), ...names('testing/index.ts')];
+    const exported = [...names('index.ts'), ...names('testing/index.ts'), ...names('terminus/index.ts')];
     expect(exported.length).toBeGreaterThan(40);
     expect(exported.filter((name) => !readme.includes(`\`${name}\``))).toEqual([]);
   });
@@ -110,6 +111,42 @@ describe.each(ADAPTERS)('README quick setup over %s', (adapter) => {
 });
 
 describe('README examples', () => {
+  it('delivery: a spool, retries, dead letters and the operator hooks', async () => {
+    const { Collector } = await import('../fixtures/collector.fixture.js');
+    const collector = new Collector();
+    await collector.start();
+    const spoolDir = mkdtempSync(join(tmpdir(), 'nestjs-audit-readme-spool-'));
+    process.env.AUDIT_COLLECTOR_URL = collector.url;
+    process.env.AUDIT_SPOOL_DIR = spoolDir;
+    const errors = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+    try {
+      const { AuditDeliveryModule, WarehouseSink, deadLetters } = await import('./delivery.example.js');
+      const moduleRef = await Test.createTestingModule({ imports: [AuditDeliveryModule] }).compile();
+      const app = moduleRef.createNestApplication({ logger: false });
+      await app.init();
+      const audit = app.get(AuditService);
+      collector.mode = '500';
+      audit.log({ action: 'invoice.pay', resource: { type: 'invoice', id: 'i-1' } });
+      const flushed = audit.flush();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      collector.mode = 'healthy';
+      await flushed;
+      expect(collector.ids.size).toBe(1);
+      expect(errors.mock.calls.some(([message]) => String(message).includes('next: retry'))).toBe(true);
+      await app.close();
+
+      const warehouse = new WarehouseSink(async () => ({ rejected: 'unknown column' }));
+      await expect(warehouse.write([])).rejects.toMatchObject({ name: 'PermanentAuditSinkError' });
+      expect(deadLetters).toEqual([]);
+    } finally {
+      errors.mockRestore();
+      delete process.env.AUDIT_COLLECTOR_URL;
+      delete process.env.AUDIT_SPOOL_DIR;
+      await collector.stop();
+      await rm(spoolDir, { recursive: true, force: true });
+    }
+  });
+
   it('data protection: redaction rules, limits, pseudonyms and diffs', async () => {
     const { AuditConfig, ProfileService, pseudonyms } = await import('./data-protection.example.js');
     const audit = new InMemoryAuditTransport();
