@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { AUDIT_METADATA, AUDIT_RESOLVED_OPTIONS, SKIP_AUDIT_METADATA } from '../audit.constants.js';
 import type { ResolvedAuditOptions } from '../audit.options-schema.js';
@@ -33,8 +33,9 @@ type RequestHook = (request: any, response: any, done: (error?: Error) => void) 
  *   recorded: as the decorated action, else as `api.<method>`.
  */
 @Injectable()
-export class AuditHttpCapture {
+export class AuditHttpCapture implements OnApplicationBootstrap {
   private readonly logger = new Logger('nestjs-audit');
+  private installed: { adapter: any; hook: RequestHook } | undefined;
 
   constructor(
     private readonly recorder: AuditRecorder,
@@ -63,12 +64,21 @@ export class AuditHttpCapture {
     // An instrumentation hook the app set before ours keeps running, after ours.
     const previous: RequestHook | undefined = adapter.onRequestHook;
     const instance = adapter.getInstance();
-    if (type === 'express') {
-      adapter.setOnRequestHook(this.requestHook(adapter, previous, (req) => req));
-      instance.use(reenterExpress);
-    } else {
-      adapter.setOnRequestHook(this.requestHook(adapter, previous, (request) => request.raw));
-      instance.addHook('preValidation', reenterFastify);
+    const hook = this.requestHook(adapter, previous, type === 'express' ? (req) => req : (request) => request.raw);
+    adapter.setOnRequestHook(hook);
+    this.installed = { adapter, hook };
+    if (type === 'express') instance.use(reenterExpress);
+    else instance.addHook('preValidation', reenterFastify);
+  }
+
+  /** The adapter's request hook is a single slot: say so loudly if something took it after us. */
+  onApplicationBootstrap(): void {
+    if (this.installed && this.installed.adapter.onRequestHook !== this.installed.hook) {
+      this.logger.error(
+        'The HTTP adapter\'s request hook was replaced after AuditModule installed its own, so requests are not ' +
+          'audited automatically. Potential solutions:\n  - Call httpAdapter.setOnRequestHook() before app.init() ' +
+          '(nestjs-audit then runs yours after its own).',
+      );
     }
   }
 

@@ -295,3 +295,29 @@ describe('AuditModule http options over express', () => {
     }
   });
 });
+
+describe('the adapter request hook', () => {
+  it('runs a hook the app set before init after its own, and still audits', async () => {
+    const { ExpressAdapter: Express } = await import('@nestjs/platform-express');
+    const audit = new InMemoryAuditTransport();
+    const moduleRef = await Test.createTestingModule({ imports: [DocumentsFixtureModule.with(AuditModule.forRoot())] })
+      .overrideProvider(AuditTransport)
+      .useValue(audit)
+      .compile();
+    const adapter = new Express();
+    const seen: string[] = [];
+    adapter.setOnRequestHook((req, _res, done) => {
+      seen.push(req.url);
+      done();
+    });
+    const app = moduleRef.createNestApplication(adapter, { logger: false });
+    await app.listen(0, '127.0.0.1');
+    try {
+      await fetch(`${(await app.getUrl()).replace('[::1]', '127.0.0.1')}/docs`, { method: 'POST' });
+      await audit.waitFor({ action: 'api.post' });
+      expect(seen).toEqual(['/docs']);
+    } finally {
+      await app.close();
+    }
+  });
+});
