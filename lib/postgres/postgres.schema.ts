@@ -1,0 +1,147 @@
+import type { SqlClient, SqlConnection } from './postgres.connection.js';
+import { GENESIS_HASH } from './postgres.canonical.js';
+
+const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/** Quoted, validated names of the store's objects. */
+export interface TableNames {
+  schema: string;
+  table: string;
+  /** "schema"."table" */
+  events: string;
+  head: string;
+  migrations: string;
+  guard: string;
+  /** For messages and checkpoints: schema.table */
+  label: string;
+}
+
+export function tableNames(schema: string, table: string): TableNames {
+  for (const [what, name] of [['schema', schema], ['table', table]] as const) {
+    if (!IDENTIFIER.test(name) || name.length > 50) {
+      throw new TypeError(`PostgresAuditStore: ${what} must be lower case, [a-z_][a-z0-9_]*, at most 50 characters, got ${JSON.stringify(name)}`);
+    }
+  }
+  const q = (name: string) => `"${schema}"."${name}"`;
+  return { schema, table, events: q(table), head: q(`${table}_head`), migrations: q(`${table}_migrations`), guard: q(`${table}_guard`), label: `${schema}.${table}` };
+}
+
+/** Versioned, idempotent steps. Each runs once, in order, under an advisory lock. */
+function migrations(n: TableNames): { version: number; sql: string }[] {
+  const t = n.table;
+  return [
+    {
+      version: 1,
+      sql: `
+        CREATE TABLE IF NOT EXISTS ${n.events} (
+          seq bigint PRIMARY KEY,
+          id text NOT NULL,
+          occurred_at timestamptz,
+          action text,
+          outcome text,
+          actor_id text,
+          resource_type text,
+          resource_id text,
+          tenant_id text,
+          request_id text,
+          actor jsonb,
+          metadata jsonb,
+          context jsonb,
+          error jsonb,
+          metadata_truncated boolean,
+          prev_hash bytea NOT NULL,
+          hash bytea NOT NULL,
+          pruned_at timestamptz,
+          CONSTRAINT ${t}_content CHECK (
+            pruned_at IS NOT NULL OR (
+              occurred_at IS NOT NULL AND action IS NOT NULL AND outcome IN ('success', 'failure') AND actor_id IS NOT NULL
+              AND resource_type IS NOT NULL AND resource_id IS NOT NULL AND actor IS NOT NULL AND metadata IS NOT NULL
+            )
+          )
+        );
+        CREATE UNIQUE INDEX IF NOT EXISTS ${t}_id ON ${n.events} (id);
+        CREATE INDEX IF NOT EXISTS ${t}_occurred_at ON ${n.events} (occurred_at);
+        CREATE INDEX IF NOT EXISTS ${t}_action ON ${n.events} (action, seq);
+        CREATE INDEX IF NOT EXISTS ${t}_actor ON ${n.events} (actor_id, seq);
+        CREATE INDEX IF NOT EXISTS ${t}_resource ON ${n.events} (resource_type, resource_id, seq);
+        CREATE INDEX IF NOT EXISTS ${t}_tenant ON ${n.events} (tenant_id, seq);
+        CREATE INDEX IF NOT EXISTS ${t}_request ON ${n.events} (request_id);
+        CREATE TABLE IF NOT EXISTS ${n.head} (
+          singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+          seq bigint NOT NULL,
+          hash bytea NOT NULL
+        );
+        INSERT INTO ${n.head} (singleton, seq, hash) VALUES (true, 0, '\\x${GENESIS_HASH.toString('hex')}') ON CONFLICT DO NOTHING;
+        CREATE OR REPLACE FUNCTION ${n.guard}() RETURNS trigger LANGUAGE plpgsql AS $fn$
+        BEGIN
+          -- Retention is the one change allowed: the store's prune() turns a row into a tombstone that keeps
+          -- its place in the chain (seq, id, prev_hash, hash) and loses its content.
+          IF TG_OP = 'UPDATE' AND current_setting('nestjs_audit.pruning', true) = 'on'
+            AND NEW.seq = OLD.seq AND NEW.id = OLD.id AND NEW.prev_hash = OLD.prev_hash AND NEW.hash = OLD.hash
+            AND OLD.pruned_at IS NULL AND NEW.pruned_at IS NOT NULL
+            AND NEW.occurred_at IS NULL AND NEW.action IS NULL AND NEW.outcome IS NULL AND NEW.actor_id IS NULL
+            AND NEW.resource_type IS NULL AND NEW.resource_id IS NULL AND NEW.tenant_id IS NULL AND NEW.request_id IS NULL
+            AND NEW.actor IS NULL AND NEW.metadata IS NULL AND NEW.context IS NULL AND NEW.error IS NULL
+            AND NEW.metadata_truncated IS NULL
+          THEN
+            RETURN NEW;
+          END IF;
+          RAISE EXCEPTION 'nestjs-audit: % on %.% is refused: the audit trail is append-only (retention goes through the store''s prune())',
+            TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME USING ERRCODE = '42501';
+        END
+        $fn$;
+        DROP TRIGGER IF EXISTS ${t}_append_only ON ${n.events};
+        CREATE TRIGGER ${t}_append_only BEFORE UPDATE OR DELETE ON ${n.events} FOR EACH ROW EXECUTE FUNCTION ${n.guard}();
+        DROP TRIGGER IF EXISTS ${t}_no_truncate ON ${n.events};
+        CREATE TRIGGER ${t}_no_truncate BEFORE TRUNCATE ON ${n.events} FOR EACH STATEMENT EXECUTE FUNCTION ${n.guard}();
+      `,
+    },
+  ];
+}
+
+/** The latest schema version this code knows. */
+export const SCHEMA_VERSION = 1;
+
+/**
+ * Brings the schema up to date. Safe to run from several instances at once
+ * (a transaction-level advisory lock serialises them) and again and again (each
+ * version runs once). Needs no superuser: CREATE on the database (or an
+ * existing schema) and ownership of what it creates.
+ */
+export async function migrate(connection: SqlConnection, names: TableNames): Promise<number[]> {
+  return connection.transaction(async (tx) => {
+    await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`nestjs-audit:${names.label}`]);
+    await tx.query(`CREATE SCHEMA IF NOT EXISTS "${names.schema}"`);
+    await tx.query(`CREATE TABLE IF NOT EXISTS ${names.migrations} (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`);
+    const done = new Set((await tx.query<{ version: number }>(`SELECT version FROM ${names.migrations}`)).rows.map((r) => Number(r.version)));
+    const applied: number[] = [];
+    for (const step of migrations(names)) {
+      if (done.has(step.version)) continue;
+      await execAll(tx, step.sql);
+      await tx.query(`INSERT INTO ${names.migrations} (version) VALUES ($1)`, [step.version]);
+      applied.push(step.version);
+    }
+    return applied;
+  });
+}
+
+/** Runs a script statement by statement (PGlite's query() takes one statement with parameters). */
+async function execAll(client: SqlClient, sql: string): Promise<void> {
+  for (const statement of splitStatements(sql)) await client.query(statement);
+}
+
+function splitStatements(sql: string): string[] {
+  const out: string[] = [];
+  let current = '';
+  let inDollar = false;
+  for (const line of sql.split('\n')) {
+    if (line.includes('$fn$')) inDollar = (line.match(/\$fn\$/g)!.length % 2 === 1) !== inDollar;
+    current += `${line}\n`;
+    if (!inDollar && line.trim().endsWith(';')) {
+      out.push(current.trim().replace(/;$/, ''));
+      current = '';
+    }
+  }
+  if (current.trim()) out.push(current.trim());
+  return out.filter((statement) => statement.length > 0 && !/^--/.test(statement));
+}
