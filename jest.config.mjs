@@ -20,6 +20,7 @@ export default {
     '^nestjs-audit$': '<rootDir>/lib/index.ts',
     '^nestjs-audit/testing$': '<rootDir>/lib/testing/index.ts',
     '^nestjs-audit/terminus$': '<rootDir>/lib/terminus/index.ts',
+    '^nestjs-audit/postgres$': '<rootDir>/lib/postgres/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   testMatch: ['<rootDir>/lib/**/*.spec.ts', '<rootDir>/test/**/*.spec.ts', '<rootDir>/test/**/*.e2e-spec.ts', '<rootDir>/sample/**/*.e2e-spec.ts'],

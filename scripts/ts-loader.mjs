@@ -9,6 +9,7 @@ const aliases = {
   'nestjs-audit': 'lib/index.ts',
   'nestjs-audit/testing': 'lib/testing/index.ts',
   'nestjs-audit/terminus': 'lib/terminus/index.ts',
+  'nestjs-audit/postgres': 'lib/postgres/index.ts',
 };
 
 export async function resolve(specifier, context, next) {

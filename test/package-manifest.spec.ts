@@ -21,7 +21,9 @@ function packageOf(specifier: string): string {
 describe('package manifest', () => {
   const files = sources(join(root, 'lib'));
   const imports = files.flatMap((file) =>
-    [...readFileSync(file, 'utf8').matchAll(/(?:from|import)\s*\(?\s*'([^']+)'/g)].map((m) => ({ file, specifier: m[1] })),
+    [...readFileSync(file, 'utf8').matchAll(/(?:^|\n)\s*(?:import|export)\s[^;]*?\sfrom\s*'([^']+)'|(?:^|\n)\s*import\s*'([^']+)'|\bimport\(\s*'([^']+)'\s*\)/g)].map(
+      (m) => ({ file, specifier: m[1] ?? m[2] ?? m[3] }),
+    ),
   );
 
   it('declares every package the library imports, as a peer or a dependency', () => {
@@ -40,9 +42,15 @@ describe('package manifest', () => {
     expect(pkg.peerDependencies['@nestjs/common']).toBe('^11.0.0 || ^12.0.0');
   });
 
-  it('keeps optional peers out of the core entry: only lib/terminus imports @nestjs/terminus', () => {
-    const users = imports.filter(({ specifier }) => specifier === '@nestjs/terminus').map(({ file }) => file.replace(/.*\/lib\//, 'lib/'));
-    expect([...new Set(users)]).toEqual(['lib/terminus/audit.health.ts']);
+  it('keeps optional peers out of the core entry: each is imported only by its own entry point', () => {
+    const users = (name: string) => [...new Set(imports.filter(({ specifier }) => specifier === name).map(({ file }) => file.replace(/.*\/lib\//, 'lib/')))];
+    expect(users('@nestjs/terminus')).toEqual(['lib/terminus/audit.health.ts']);
+    for (const name of ['pg', '@electric-sql/pglite']) {
+      expect(pkg.peerDependenciesMeta[name]).toEqual({ optional: true });
+      expect(users(name).every((file) => file.startsWith('lib/postgres/'))).toBe(true);
+    }
+    const postgresSources = readFileSync(join(root, 'lib/postgres/postgres.connection.ts'), 'utf8');
+    expect(postgresSources).toMatch(/importOptional<[^>]*>\('pg'\)/);
   });
 
   it('imports @nestjs packages from their root only, and relative files with .js', () => {
@@ -53,7 +61,7 @@ describe('package manifest', () => {
   });
 
   it('exports each entry point with types, import and require, types first', () => {
-    for (const entry of ['.', './testing', './terminus']) {
+    for (const entry of ['.', './testing', './terminus', './postgres']) {
       const spec = pkg.exports[entry];
       for (const condition of ['import', 'require']) {
         expect(Object.keys(spec[condition])).toEqual(['types', 'default']);

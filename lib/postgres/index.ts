@@ -6,6 +6,7 @@ export {
   type AuditVerifyResult,
   type PostgresAuditStoreOptions,
 } from './postgres.store.js';
-export type { PostgresAuditConnection } from './postgres.connection.js';
+export type { PGliteLike, PgPoolLike, PostgresAuditConnection } from './postgres.connection.js';
 export type { AuditCheckpoint, AuditCheckpointKey, AuditCheckpointOptions } from './postgres.checkpoint.js';
 export { canonicalJson, chainHash } from './postgres.canonical.js';
+export { AuditTrailHttpModule, type AuditTrailHttpOptions } from './postgres.http.js';

@@ -1,5 +1,16 @@
-import type { Pool, PoolClient } from 'pg';
-import type { PGlite, Transaction } from '@electric-sql/pglite';
+/** What the store uses of a `pg` Pool (structural, so that `pg`'s types are not needed). @publicApi */
+export interface PgPoolLike {
+  query(text: string, params?: unknown[]): Promise<{ rows: any[] }>;
+  connect(): Promise<{ query(text: string, params?: unknown[]): Promise<{ rows: any[] }>; release(): void }>;
+  end(): Promise<void>;
+}
+
+/** What the store uses of a PGlite instance. @publicApi */
+export interface PGliteLike {
+  query(text: string, params?: unknown[]): Promise<{ rows: any[] }>;
+  transaction<T>(fn: (tx: { query(text: string, params?: unknown[]): Promise<{ rows: any[] }> }) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
 
 /** What the store needs of a connection: queries and transactions, the same over `pg` and PGlite. */
 export interface SqlClient {
@@ -21,30 +32,31 @@ export interface SqlConnection extends SqlClient {
  */
 export type PostgresAuditConnection =
   | { connectionString: string; max?: number }
-  | { pool: Pool }
-  | { pglite: { dataDir?: string } | PGlite };
+  | { pool: PgPoolLike }
+  | { pglite: { dataDir?: string } | PGliteLike };
 
 export async function openConnection(connection: PostgresAuditConnection): Promise<SqlConnection> {
   if ('pglite' in connection) {
-    const source = connection.pglite as PGlite | { dataDir?: string };
-    if (typeof (source as PGlite).query === 'function') return pgliteConnection(source as PGlite, false);
-    const { PGlite: PGliteClass } = await importOptional<typeof import('@electric-sql/pglite')>('@electric-sql/pglite');
-    const db = new PGliteClass((source as { dataDir?: string }).dataDir);
+    const source = connection.pglite;
+    if (typeof (source as PGliteLike).query === 'function') return pgliteConnection(source as PGliteLike, false);
+    const { PGlite } = await importOptional<{ PGlite: new (dataDir?: string) => PGliteLike & { waitReady: Promise<void> } }>('@electric-sql/pglite');
+    const db = new PGlite((source as { dataDir?: string }).dataDir);
     await db.waitReady;
     return pgliteConnection(db, true);
   }
   if ('pool' in connection) return pgConnection(connection.pool, false);
-  const pg = await importOptional<typeof import('pg')>('pg');
-  const PoolClass = pg.Pool ?? (pg as unknown as { default: typeof import('pg') }).default.Pool;
-  return pgConnection(new PoolClass({ connectionString: connection.connectionString, max: connection.max ?? 4 }), true);
+  type PoolClass = new (config: { connectionString: string; max: number }) => PgPoolLike;
+  const pg = await importOptional<{ Pool?: PoolClass; default?: { Pool: PoolClass } }>('pg');
+  const Pool = (pg.Pool ?? pg.default?.Pool)!;
+  return pgConnection(new Pool({ connectionString: connection.connectionString, max: connection.max ?? 4 }), true);
 }
 
-function pgConnection(pool: Pool, owned: boolean): SqlConnection {
+function pgConnection(pool: PgPoolLike, owned: boolean): SqlConnection {
   return {
     kind: 'pg',
     query: (text, params) => pool.query(text, params as unknown[]) as never,
     async transaction(fn) {
-      const client: PoolClient = await pool.connect();
+      const client = await pool.connect();
       try {
         await client.query('BEGIN');
         const result = await fn({ query: (text, params) => client.query(text, params as unknown[]) as never });
@@ -63,11 +75,11 @@ function pgConnection(pool: Pool, owned: boolean): SqlConnection {
   };
 }
 
-function pgliteConnection(db: PGlite, owned: boolean): SqlConnection {
+function pgliteConnection(db: PGliteLike, owned: boolean): SqlConnection {
   return {
     kind: 'pglite',
     query: (text, params) => db.query(text, params) as never,
-    transaction: (fn) => db.transaction((tx: Transaction) => fn({ query: (text, params) => tx.query(text, params) as never })),
+    transaction: (fn) => db.transaction((tx) => fn({ query: (text, params) => tx.query(text, params) as never })),
     close: async () => {
       if (owned) await db.close();
     },

@@ -1,0 +1,126 @@
+import {
+  BadRequestException,
+  Controller,
+  ForbiddenException,
+  Get,
+  Module,
+  Query,
+  Req,
+  StreamableFile,
+  UseGuards,
+  type CanActivate,
+  type DynamicModule,
+  type Type,
+} from '@nestjs/common';
+import { Readable } from 'node:stream';
+import { AuditConfigurationError } from '../audit.errors.js';
+import { Audit } from '../decorators/audit.decorator.js';
+import type { AuditSearchQuery, AuditSearchResult, PostgresAuditStore } from './postgres.store.js';
+
+/** Options of {@link AuditTrailHttpModule}. @publicApi */
+export interface AuditTrailHttpOptions {
+  /** The store to serve. */
+  store: PostgresAuditStore;
+  /** Guards of both routes, e.g. your auth guard and an auditor-role guard. Required unless `public: true`. */
+  guards?: (CanActivate | Type<CanActivate>)[];
+  /** Serve the trail without a guard (say so explicitly, e.g. behind a private network). Default false. */
+  public?: boolean;
+  /** The caller's tenant: results are limited to it, and a request without one is refused (403). */
+  tenant?: (request: any) => string | undefined;
+  /** Where to mount: `<path>/events` and `<path>/events/export`. Default `audit`. */
+  path?: string;
+}
+
+const FILTERS = ['action', 'actor_id', 'resource_type', 'resource_id', 'outcome', 'tenant_id', 'request_id', 'from', 'to'] as const;
+
+/**
+ * Mounts `GET /audit/events` (search) and `GET /audit/events/export`
+ * (`?format=jsonl|csv`), guarded, tenant-scoped when a resolver is given, and
+ * audited: every search and export is itself an event (`audit.search`,
+ * `audit.export`), so who looked at the log is in the log.
+ *
+ * @publicApi
+ */
+@Module({})
+export class AuditTrailHttpModule {
+  static forRoot(options: AuditTrailHttpOptions): DynamicModule {
+    const guards = options.guards ?? [];
+    if (guards.length === 0 && options.public !== true) {
+      throw new AuditConfigurationError([
+        'guards: the audit trail HTTP surface needs a guard (your auth guard and a role check), ' +
+          'or public: true to serve it to anyone who can reach it',
+      ]);
+    }
+    const { store, tenant } = options;
+
+    const scoped = (request: unknown, query: Record<string, unknown>): AuditSearchQuery => {
+      const parsed = parseQuery(query);
+      if (tenant) {
+        const id = tenant(request);
+        if (typeof id !== 'string' || id.length === 0) throw new ForbiddenException('No tenant for this request: the audit trail is served per tenant');
+        if (parsed.tenant_id !== undefined && parsed.tenant_id !== id) throw new ForbiddenException('Another tenant\'s audit trail is not served');
+        parsed.tenant_id = id;
+      }
+      return parsed;
+    };
+
+    @Controller(options.path ?? 'audit')
+    class AuditTrailController {
+      @Audit('audit.search', 'audit_trail', {
+        resourceId: () => store.table,
+        metadata: ({ args: [query], result }) => ({ query: query as Record<string, unknown>, returned: (result as AuditSearchResult | undefined)?.events.length }),
+      })
+      @Get('events')
+      search(@Query() query: Record<string, unknown>, @Req() request: unknown): Promise<AuditSearchResult> {
+        return store.search(scoped(request, query));
+      }
+
+      @Audit('audit.export', 'audit_trail', {
+        resourceId: () => store.table,
+        metadata: ({ args: [query] }) => ({ query: query as Record<string, unknown> }),
+      })
+      @Get('events/export')
+      export(@Query() query: Record<string, unknown>, @Req() request: unknown): StreamableFile {
+        const { format = 'jsonl', ...rest } = query;
+        if (format !== 'jsonl' && format !== 'csv') throw new BadRequestException("format: must be 'jsonl' or 'csv'");
+        const { limit: _limit, cursor: _cursor, ...filters } = scoped(request, rest);
+        const body = Readable.from(store.export(filters, format));
+        return new StreamableFile(body, {
+          type: format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson',
+          disposition: `attachment; filename="audit-events.${format}"`,
+        });
+      }
+    }
+    if (guards.length > 0) UseGuards(...guards)(AuditTrailController);
+
+    return { module: AuditTrailHttpModule, controllers: [AuditTrailController] };
+  }
+}
+
+/** Query-string filters as a typed search query; anything else is a 400 naming the parameter. */
+function parseQuery(query: Record<string, unknown>): AuditSearchQuery {
+  const issues: string[] = [];
+  const out: AuditSearchQuery = {};
+  for (const [key, value] of Object.entries(query)) {
+    if (typeof value !== 'string') {
+      issues.push(`${key}: must be given once`);
+      continue;
+    }
+    if ((FILTERS as readonly string[]).includes(key)) {
+      if ((key === 'from' || key === 'to') && Number.isNaN(Date.parse(value))) issues.push(`${key}: must be an ISO 8601 date`);
+      else if (key === 'outcome' && value !== 'success' && value !== 'failure') issues.push("outcome: must be 'success' or 'failure'");
+      else (out as Record<string, unknown>)[key] = value;
+    } else if (key === 'limit') {
+      const limit = Number(value);
+      if (!Number.isInteger(limit) || limit < 1) issues.push('limit: must be a positive integer (at most 1000 are returned)');
+      else out.limit = limit;
+    } else if (key === 'cursor') {
+      if (!/^[A-Za-z0-9_-]{1,64}$/.test(value)) issues.push('cursor: must be the next_cursor of a previous page');
+      else out.cursor = value;
+    } else {
+      issues.push(`${key}: is not a filter (known: ${[...FILTERS, 'limit', 'cursor'].join(', ')})`);
+    }
+  }
+  if (issues.length > 0) throw new BadRequestException(issues);
+  return out;
+}
