@@ -1,4 +1,10 @@
-import { createHash } from 'node:crypto';
+import * as crypto from 'node:crypto';
+
+// crypto.hash() (Node >= 20.12) is a one-shot call, about twice as fast as createHash() for short inputs.
+const sha256: (data: string) => Buffer =
+  typeof (crypto as { hash?: unknown }).hash === 'function'
+    ? (data) => (crypto as unknown as { hash(alg: string, data: string, out: 'buffer'): Buffer }).hash('sha256', data, 'buffer')
+    : (data) => crypto.createHash('sha256').update(data).digest();
 import type { AuditEvent } from '../event/audit-event.interface.js';
 
 /** The chain's first `prev_hash`: 32 zero bytes. */
@@ -13,17 +19,48 @@ export const GENESIS_HASH = Buffer.alloc(32);
  * (null) optional fields left out.
  */
 export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value);
-  if (Array.isArray(value)) return `[${value.map((item) => (item === undefined ? 'null' : canonicalJson(item))).join(',')}]`;
-  const keys = Object.keys(value as Record<string, unknown>).sort();
+  switch (typeof value) {
+    case 'string':
+      return quote(value);
+    case 'number':
+    case 'boolean':
+      return JSON.stringify(value);
+    case 'object':
+      break;
+    default:
+      return JSON.stringify(value) ?? 'null';
+  }
+  if (value === null) return 'null';
+  if (Array.isArray(value)) {
+    let out = '[';
+    for (let i = 0; i < value.length; i++) {
+      if (i > 0) out += ',';
+      const item = value[i];
+      out += item === undefined ? 'null' : canonicalJson(item);
+    }
+    return `${out}]`;
+  }
+  const keys = Object.keys(value as Record<string, unknown>);
+  if (keys.length > 1) keys.sort();
   let out = '{';
   for (const key of keys) {
     const item = (value as Record<string, unknown>)[key];
     if (item === undefined) continue;
     if (out.length > 1) out += ',';
-    out += `${JSON.stringify(key)}:${canonicalJson(item)}`;
+    out += quote(key);
+    out += ':';
+    out += canonicalJson(item);
   }
   return `${out}}`;
+}
+
+/** JSON.stringify of a string, without the call when nothing needs escaping (the common case). */
+function quote(text: string): string {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x20 || code === 0x22 || code === 0x5c || (code >= 0xd800 && code <= 0xdfff)) return JSON.stringify(text);
+  }
+  return `"${text}"`;
 }
 
 /** The fields of an event the chain covers, absent optional ones left out. */
@@ -48,13 +85,21 @@ export function chainedFields(event: AuditEvent): Record<string, unknown> {
  * each row commits to its position and to everything before it.
  */
 export function chainHash(prevHash: Buffer, seq: bigint | number | string, event: AuditEvent): Buffer {
-  return createHash('sha256')
-    .update(prevHash.toString('hex'))
-    .update('\n')
-    .update(String(seq))
-    .update('\n')
-    .update(canonicalJson(chainedFields(event)))
-    .digest();
+  return sha256(`${prevHash.toString('hex')}\n${seq}\n${canonicalEvent(event)}`);
+}
+
+/**
+ * `canonicalJson(chainedFields(event))` without building the intermediate object: the top-level keys
+ * of an event in their sorted order, written directly. Equal to the generic form (a unit test holds it).
+ */
+export function canonicalEvent(event: AuditEvent): string {
+  let out = `{"action":${quote(event.action)},"actor":${canonicalJson(event.actor)}`;
+  if (event.context) out += `,"context":${canonicalJson(event.context)}`;
+  if (event.error) out += `,"error":${canonicalJson(event.error)}`;
+  out += `,"id":${quote(event.id)},"metadata":${canonicalJson(event.metadata)}`;
+  if (event.metadata_truncated) out += ',"metadata_truncated":true';
+  out += `,"outcome":${quote(event.outcome)},"resource":{"id":${quote(event.resource.id)},"type":${quote(event.resource.type)}},"timestamp":${quote(event.timestamp)}}`;
+  return out;
 }
 
 // PostgreSQL text cannot hold U+0000, nor a lone UTF-16 surrogate (UTF-8 has no such thing).

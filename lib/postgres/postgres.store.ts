@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import type { AuditEvent } from '../event/audit-event.interface.js';
 import { PermanentAuditSinkError, type AuditSink } from '../sinks/audit.sink.js';
 import { toEventLine } from '../sinks/event-line.js';
-import { chainHash, GENESIS_HASH, storable } from './postgres.canonical.js';
+import { chainHash, storable } from './postgres.canonical.js';
 import {
   checkpointSignatureValid,
   readCheckpoints,
@@ -14,6 +14,7 @@ import {
 } from './postgres.checkpoint.js';
 import { openConnection, type PostgresAuditConnection, type SqlClient, type SqlConnection } from './postgres.connection.js';
 import { migrate, tableNames, type TableNames } from './postgres.schema.js';
+import { COLUMNS, rowToEvent, toIso, verifyInParallel, verifyRange, type RangeResult, type Row } from './postgres.verify.js';
 
 /** Options of {@link PostgresAuditStore}. @publicApi */
 export interface PostgresAuditStoreOptions {
@@ -78,29 +79,7 @@ export interface AuditVerifyOptions {
 }
 
 const MAX_LIMIT = 1000;
-const VERIFY_BATCH = 5000;
-const COLUMNS = 'seq, id, occurred_at, action, outcome, actor_id, resource_type, resource_id, tenant_id, request_id, actor, metadata, context, error, metadata_truncated, prev_hash, hash, pruned_at';
 
-interface Row {
-  seq: string | number | bigint;
-  id: string;
-  occurred_at: Date | string | null;
-  action: string | null;
-  outcome: 'success' | 'failure' | null;
-  actor_id: string | null;
-  resource_type: string | null;
-  resource_id: string | null;
-  tenant_id: string | null;
-  request_id: string | null;
-  actor: AuditEvent['actor'] | null;
-  metadata: Record<string, unknown> | null;
-  context: AuditEvent['context'] | null;
-  error: AuditEvent['error'] | null;
-  metadata_truncated: boolean | null;
-  prev_hash: Uint8Array;
-  hash: Uint8Array;
-  pruned_at: Date | string | null;
-}
 
 /**
  * The audit trail in PostgreSQL — a server through `pg`, or PGlite
@@ -278,50 +257,47 @@ export class PostgresAuditStore implements AuditSink {
   async verify(options: AuditVerifyOptions = {}): Promise<AuditVerifyResult> {
     const connection = await this.ready;
     const from = BigInt(options.from ?? 1);
-    const to = options.to === undefined ? undefined : BigInt(options.to);
-    let prev: Buffer | undefined = from <= 1n ? GENESIS_HASH : await this.hashAt(connection, from - 1n);
     const result: AuditVerifyResult = { ok: true, checked: 0, checkpointsMatched: 0 };
-    if (!prev) return fail(result, from - 1n, `row ${from - 1n}, where verification starts, is missing`);
-    let expected = from;
-    const checkpoints = options.checkpoints ? await loadCheckpoints(options.checkpoints.from) : [];
-    const bySeq = new Map<string, AuditCheckpoint>();
-    for (const checkpoint of checkpoints) {
+
+    const checkpoints: AuditCheckpoint[] = [];
+    for (const checkpoint of options.checkpoints ? await loadCheckpoints(options.checkpoints.from) : []) {
       if ('invalid' in checkpoint) return fail(result, from, `a checkpoint line does not parse: ${checkpoint.invalid}`);
       if (checkpoint.table !== this.names.label) continue;
       if (!checkpointSignatureValid(checkpoint, options.checkpoints!.key)) {
         return fail(result, BigInt(checkpoint.seq), `the checkpoint at seq ${checkpoint.seq} has an invalid signature (forged, or another key)`);
       }
-      bySeq.set(checkpoint.seq, checkpoint);
+      checkpoints.push(checkpoint);
     }
-    for (;;) {
-      const params: unknown[] = [String(expected), VERIFY_BATCH];
-      const bound = to === undefined ? '' : (params.push(String(to)), ` AND seq <= $3::bigint`);
-      const rows = (await connection.query<Row>(`SELECT ${COLUMNS} FROM ${this.names.events} WHERE seq >= $1::bigint${bound} ORDER BY seq ASC LIMIT $2`, params)).rows;
-      if (rows.length === 0) break;
-      for (const row of rows) {
-        const seq = BigInt(row.seq);
-        if (seq !== expected) return fail(result, expected, `row${seq - expected > 1n ? `s ${expected}..${seq - 1n} are` : ` ${expected} is`} missing (deleted)`);
-        const rowPrev = Buffer.from(row.prev_hash);
-        if (!rowPrev.equals(prev)) return fail(result, seq, `prev_hash does not match the hash of row ${seq - 1n} (a row before it was inserted, deleted, replaced or reordered)`);
-        const rowHash = Buffer.from(row.hash);
-        const problem = row.pruned_at === null ? contentProblem(row, prev, seq, rowHash) : tombstoneProblem(row);
-        if (problem) return fail(result, seq, problem);
-        const checkpoint = bySeq.get(String(seq));
-        if (checkpoint) {
-          if (checkpoint.hash !== rowHash.toString('hex')) return fail(result, seq, `row ${seq} differs from the signed checkpoint of ${checkpoint.at} (the chain was rewritten)`);
-          result.checkpointsMatched++;
-          bySeq.delete(String(seq));
-        }
-        prev = rowHash;
-        expected = seq + 1n;
-        result.checked++;
-        result.lastSeq = String(seq);
-      }
-    }
-    const beyond = [...bySeq.values()].filter((c) => to === undefined || BigInt(c.seq) <= to).sort((a, b) => (BigInt(a.seq) < BigInt(b.seq) ? -1 : 1));
-    if (beyond.length > 0 && BigInt(beyond[0].seq) >= from) {
+
+    // A long chain on a server is verified range by range in worker threads; otherwise here.
+    const max = BigInt((await connection.query<{ max: string | null }>(`SELECT max(seq)::text AS max FROM ${this.names.events}`)).rows[0].max ?? '0');
+    const to = options.to === undefined ? max : BigInt(options.to);
+    const connectionString = 'connectionString' in this.options.connection ? this.options.connection.connectionString : undefined;
+    let walk: RangeResult | undefined = connectionString ? await verifyInParallel(connectionString, this.names, from, to) : undefined;
+    walk ??= await verifyRange(connection, this.names, from, to, options.to !== undefined);
+    Object.assign(result, walk);
+
+    // Then the signed heads: each must still be in the chain, with the same hash.
+    const wanted = checkpoints.filter((c) => BigInt(c.seq) >= from && BigInt(c.seq) <= (options.to === undefined ? BigInt(c.seq) : to));
+    if (wanted.length > 0) {
+      const found = new Map(
+        (await connection.query<{ seq: string; hash: Uint8Array }>(`SELECT seq::text AS seq, hash FROM ${this.names.events} WHERE seq = ANY($1::bigint[])`, [wanted.map((c) => c.seq)])).rows.map(
+          (row) => [row.seq, Buffer.from(row.hash).toString('hex')],
+        ),
+      );
       const last = result.lastSeq ?? String(from - 1n);
-      return fail(result, BigInt(last) + 1n, `truncated: a signed checkpoint of ${beyond[0].at} has row ${beyond[0].seq}, but the chain ends at ${last}`);
+      for (const checkpoint of wanted.sort((a, b) => (BigInt(a.seq) < BigInt(b.seq) ? -1 : 1))) {
+        const seq = BigInt(checkpoint.seq);
+        const hash = found.get(checkpoint.seq);
+        let problem: [bigint, string] | undefined;
+        if (hash === undefined) problem = [BigInt(last) + 1n, `truncated: a signed checkpoint of ${checkpoint.at} has row ${checkpoint.seq}, but the chain ends at ${last}`];
+        else if (hash !== checkpoint.hash) problem = [seq, `row ${seq} differs from the signed checkpoint of ${checkpoint.at} (the chain was rewritten)`];
+        if (problem) {
+          if (result.ok || problem[0] < BigInt(result.firstBadSeq!)) return { ...result, ok: false, firstBadSeq: String(problem[0]), problem: problem[1] };
+          break;
+        }
+        if (result.ok) result.checkpointsMatched++;
+      }
     }
     return result;
   }
@@ -396,10 +372,7 @@ export class PostgresAuditStore implements AuditSink {
     return checkpoint;
   }
 
-  private async hashAt(connection: SqlClient, seq: bigint): Promise<Buffer | undefined> {
-    const row = (await connection.query<{ hash: Uint8Array }>(`SELECT hash FROM ${this.names.events} WHERE seq = $1::bigint`, [String(seq)])).rows[0];
-    return row ? Buffer.from(row.hash) : undefined;
-  }
+
 
   private conditions(query: AuditSearchQuery): { where: string[]; params: unknown[] } {
     const where = ['pruned_at IS NULL'];
@@ -432,41 +405,9 @@ function fail(result: AuditVerifyResult, seq: bigint, problem: string): AuditVer
   return { ...result, ok: false, firstBadSeq: String(seq), problem };
 }
 
-/** A stored row as the event that was hashed. */
-function rowToEvent(row: Row): AuditEvent {
-  const event: AuditEvent = {
-    id: row.id,
-    timestamp: toIso(row.occurred_at!),
-    action: row.action!,
-    outcome: row.outcome!,
-    actor: row.actor!,
-    resource: { type: row.resource_type!, id: row.resource_id! },
-    metadata: row.metadata!,
-  };
-  if (row.context) event.context = row.context;
-  if (row.error) event.error = row.error;
-  if (row.metadata_truncated) event.metadata_truncated = true;
-  return event;
-}
 
-function contentProblem(row: Row, prev: Buffer, seq: bigint, hash: Buffer): string | undefined {
-  if (row.occurred_at === null || row.actor === null || row.metadata === null) return `row ${seq} lost its content without being pruned`;
-  const event = rowToEvent(row);
-  if (!chainHash(prev, seq, event).equals(hash)) return `row ${seq}'s content does not match its hash (modified)`;
-  if (row.actor_id !== event.actor.id) return `row ${seq}'s actor_id column does not match its stored actor (modified)`;
-  if ((row.tenant_id ?? undefined) !== (event.context?.tenant_id ?? undefined)) return `row ${seq}'s tenant_id column does not match its context (modified)`;
-  if ((row.request_id ?? undefined) !== (event.context?.request_id ?? undefined)) return `row ${seq}'s request_id column does not match its context (modified)`;
-  return undefined;
-}
 
-function tombstoneProblem(row: Row): string | undefined {
-  const content = [row.occurred_at, row.action, row.outcome, row.actor_id, row.resource_type, row.resource_id, row.tenant_id, row.request_id, row.actor, row.metadata, row.context, row.error, row.metadata_truncated];
-  return content.some((value) => value !== null) ? `row ${row.seq} is marked pruned but still has content (modified)` : undefined;
-}
 
-function toIso(value: Date | string): string {
-  return (value instanceof Date ? value : new Date(value)).toISOString();
-}
 
 function encodeCursor(seq: string): string {
   return Buffer.from(`s:${seq}`).toString('base64url');

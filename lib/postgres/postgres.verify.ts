@@ -1,0 +1,212 @@
+import { availableParallelism } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { AuditEvent } from '../event/audit-event.interface.js';
+import { chainHash, GENESIS_HASH } from './postgres.canonical.js';
+import type { SqlClient } from './postgres.connection.js';
+import type { TableNames } from './postgres.schema.js';
+
+/** What one range of the chain looked like. */
+export interface RangeResult {
+  ok: boolean;
+  checked: number;
+  lastSeq?: string;
+  firstBadSeq?: string;
+  problem?: string;
+}
+
+/** A stored row, as read for verification and search. */
+export interface Row {
+  seq: string | number | bigint;
+  id: string;
+  occurred_at: Date | string | null;
+  action: string | null;
+  outcome: 'success' | 'failure' | null;
+  actor_id: string | null;
+  resource_type: string | null;
+  resource_id: string | null;
+  tenant_id: string | null;
+  request_id: string | null;
+  actor: AuditEvent['actor'] | null;
+  metadata: Record<string, unknown> | null;
+  context: AuditEvent['context'] | null;
+  error: AuditEvent['error'] | null;
+  metadata_truncated: boolean | null;
+  prev_hash: Uint8Array;
+  hash: Uint8Array;
+  pruned_at: Date | string | null;
+}
+
+// occurred_at as epoch milliseconds, turned into the event's RFC 3339 text here (cheaper than to_char on the server).
+const CONTENT =
+  '(extract(epoch FROM occurred_at) * 1000)::bigint::text AS occurred_at, action, outcome, actor_id, resource_type, resource_id, ' +
+  'tenant_id, request_id, actor, metadata, context, error, metadata_truncated, hash, pruned_at';
+export const COLUMNS = `seq, id, ${CONTENT}, prev_hash`;
+/**
+ * While walking, the server compares each prev_hash with the hash of the row before (lag), instead of
+ * sending it: `linked` is false where the stored link is broken.
+ */
+const WALK_COLUMNS = `seq, id, ${CONTENT}, prev_hash = COALESCE(lag(hash) OVER (ORDER BY seq), $3::bytea) AS linked`;
+
+const BATCH = 10_000;
+
+/**
+ * Walks rows `from`..`to` (to the end when `to` is undefined): sequence numbers
+ * without gaps, each `prev_hash` equal to the hash before, each row's content
+ * matching its hash, the typed columns matching the stored event. With
+ * `complete`, rows missing at the end of the range are a problem too.
+ */
+export async function verifyRange(client: SqlClient, names: TableNames, from: bigint, to: bigint | undefined, complete: boolean): Promise<RangeResult> {
+  const result: RangeResult = { ok: true, checked: 0 };
+  let prev: Buffer | undefined = from <= 1n ? GENESIS_HASH : await hashAt(client, names, from - 1n);
+  if (!prev) return fail(result, from - 1n, `row ${from - 1n} is missing (deleted)`);
+  let expected = from;
+  // The next batch is read while this one is hashed: the database and the CPU work at the same time.
+  const fetchFrom = (start: bigint, before: Uint8Array) => {
+    const params: unknown[] = [String(start), BATCH, before];
+    const bound = to === undefined ? '' : (params.push(String(to)), ' AND seq <= $4::bigint');
+    return client.query<Row & { linked: boolean }>(`SELECT ${WALK_COLUMNS} FROM ${names.events} WHERE seq >= $1::bigint${bound} ORDER BY seq ASC LIMIT $2`, params);
+  };
+  let next = fetchFrom(expected, prev);
+  for (;;) {
+    const { rows } = await next;
+    if (rows.length === 0) break;
+    const last = rows[rows.length - 1];
+    next = fetchFrom(BigInt(last.seq) + 1n, last.hash);
+    next.catch(() => undefined); // awaited on the next turn, or abandoned when a problem is found
+    for (const row of rows) {
+      const seq = BigInt(row.seq);
+      if (seq !== expected) return fail(result, expected, missing(expected, seq - 1n));
+      const rowHash = Buffer.from(row.hash);
+      const problem = row.pruned_at === null ? contentProblem(row, prev!, seq, rowHash) : tombstoneProblem(row);
+      if (!row.linked || problem) {
+        // Read the stored link to say which of the two is broken.
+        const stored = await prevHashAt(client, names, seq);
+        if (!stored?.equals(prev!)) {
+          return fail(result, seq, `prev_hash does not match the hash of row ${seq - 1n} (a row before it was inserted, deleted, replaced or reordered)`);
+        }
+        return fail(result, seq, problem ?? `row ${seq}'s prev_hash does not match the stored hash of row ${seq - 1n} (modified)`);
+      }
+      prev = rowHash;
+      expected = seq + 1n;
+      result.checked++;
+      result.lastSeq = String(seq);
+    }
+  }
+  if (complete && to !== undefined && expected <= to) return fail(result, expected, missing(expected, to));
+  return result;
+}
+
+/**
+ * Verifies `from`..`to` in several worker threads at once (each with its own
+ * connection), range by range, when the chain is long enough to gain from it
+ * and the worker can be started; `undefined` otherwise (the caller goes on in
+ * this thread).
+ */
+export async function verifyInParallel(connectionString: string, names: TableNames, from: bigint, to: bigint): Promise<RangeResult | undefined> {
+  const workers = Math.min(availableParallelism(), 4);
+  const length = to - from + 1n;
+  const script = workerScript();
+  if (workers < 2 || length < 40_000n || !script) return undefined;
+  const size = length / BigInt(workers);
+  const ranges = Array.from({ length: workers }, (_, i) => {
+    const start = from + size * BigInt(i);
+    return { start, end: i === workers - 1 ? to : start + size - 1n };
+  });
+  let results: RangeResult[];
+  try {
+    results = await Promise.all(ranges.map((range) => runWorker(script, { connectionString, schema: names.schema, table: names.table, from: String(range.start), to: String(range.end) })));
+  } catch {
+    return undefined; // no worker here (a bundler, a test runner without the TS loader): verify in this thread
+  }
+  const combined: RangeResult = { ok: true, checked: 0 };
+  for (const range of results) {
+    combined.checked += range.checked;
+    if (range.lastSeq) combined.lastSeq = range.lastSeq;
+    if (!range.ok) return { ...combined, ok: false, firstBadSeq: range.firstBadSeq, problem: range.problem };
+  }
+  return combined;
+}
+
+function runWorker(script: string, data: Record<string, string>): Promise<RangeResult> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(script, { workerData: data });
+    worker.once('message', (message: RangeResult | { error: string }) => {
+      void worker.terminate();
+      if ('error' in message) reject(new Error(message.error));
+      else resolve(message);
+    });
+    worker.once('error', reject);
+    worker.once('exit', (code) => {
+      if (code !== 0) reject(new Error(`verify worker exited with ${code}`));
+    });
+  });
+}
+
+/** The worker's file, next to this one in whichever build (or source) is running. */
+function workerScript(): string | undefined {
+  const frame = /((?:file:\/\/)?\/[^\s():]*postgres\.verify\.(js|mjs|cjs|ts))/.exec(new Error().stack ?? '');
+  if (!frame) return undefined;
+  const file = frame[1].startsWith('file://') ? fileURLToPath(frame[1]) : frame[1];
+  if (frame[2] === 'ts' && !process.execArgv.some((arg) => arg.includes('register'))) return undefined;
+  return join(dirname(file), `postgres.verify-worker.${frame[2]}`);
+}
+
+async function prevHashAt(client: SqlClient, names: TableNames, seq: bigint): Promise<Buffer | undefined> {
+  const row = (await client.query<{ prev_hash: Uint8Array }>(`SELECT prev_hash FROM ${names.events} WHERE seq = $1::bigint`, [String(seq)])).rows[0];
+  return row ? Buffer.from(row.prev_hash) : undefined;
+}
+
+export async function hashAt(client: SqlClient, names: TableNames, seq: bigint): Promise<Buffer | undefined> {
+  const row = (await client.query<{ hash: Uint8Array }>(`SELECT hash FROM ${names.events} WHERE seq = $1::bigint`, [String(seq)])).rows[0];
+  return row ? Buffer.from(row.hash) : undefined;
+}
+
+function fail(result: RangeResult, seq: bigint, problem: string): RangeResult {
+  return { ...result, ok: false, firstBadSeq: String(seq), problem };
+}
+
+function missing(from: bigint, to: bigint): string {
+  return from === to ? `row ${from} is missing (deleted)` : `rows ${from}..${to} are missing (deleted)`;
+}
+
+/** A stored row as the event that was hashed. */
+export function rowToEvent(row: Row): AuditEvent {
+  const event: AuditEvent = {
+    id: row.id,
+    timestamp: toIso(row.occurred_at!),
+    action: row.action!,
+    outcome: row.outcome!,
+    actor: row.actor!,
+    resource: { type: row.resource_type!, id: row.resource_id! },
+    metadata: row.metadata!,
+  };
+  if (row.context) event.context = row.context;
+  if (row.error) event.error = row.error;
+  if (row.metadata_truncated) event.metadata_truncated = true;
+  return event;
+}
+
+function contentProblem(row: Row, prev: Buffer, seq: bigint, hash: Buffer): string | undefined {
+  if (row.occurred_at === null || row.actor === null || row.metadata === null) return `row ${seq} lost its content without being pruned`;
+  const event = rowToEvent(row);
+  if (!chainHash(prev, seq, event).equals(hash)) return `row ${seq}'s content does not match its hash (modified)`;
+  if (row.actor_id !== event.actor.id) return `row ${seq}'s actor_id column does not match its stored actor (modified)`;
+  if ((row.tenant_id ?? undefined) !== (event.context?.tenant_id ?? undefined)) return `row ${seq}'s tenant_id column does not match its context (modified)`;
+  if ((row.request_id ?? undefined) !== (event.context?.request_id ?? undefined)) return `row ${seq}'s request_id column does not match its context (modified)`;
+  return undefined;
+}
+
+function tombstoneProblem(row: Row): string | undefined {
+  const content = [row.occurred_at, row.action, row.outcome, row.actor_id, row.resource_type, row.resource_id, row.tenant_id, row.request_id, row.actor, row.metadata, row.context, row.error, row.metadata_truncated];
+  return content.some((value) => value !== null) ? `row ${row.seq} is marked pruned but still has content (modified)` : undefined;
+}
+
+export function toIso(value: Date | string | number): string {
+  if (typeof value === 'string') {
+    if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/.test(value)) return value;
+    if (/^-?\d+$/.test(value)) return new Date(Number(value)).toISOString(); // epoch milliseconds
+  }
+  return (value instanceof Date ? value : new Date(value)).toISOString();
+}
