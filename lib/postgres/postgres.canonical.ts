@@ -85,7 +85,7 @@ export function chainedFields(event: AuditEvent): Record<string, unknown> {
  * each row commits to its position and to everything before it.
  */
 export function chainHash(prevHash: Buffer, seq: bigint | number | string, event: AuditEvent): Buffer {
-  return sha256(`${prevHash.toString('hex')}\n${seq}\n${canonicalEvent(event)}`);
+  return linkHash(prevHash, seq, canonicalEvent(event));
 }
 
 /**
@@ -93,13 +93,53 @@ export function chainHash(prevHash: Buffer, seq: bigint | number | string, event
  * of an event in their sorted order, written directly. Equal to the generic form (a unit test holds it).
  */
 export function canonicalEvent(event: AuditEvent): string {
-  let out = `{"action":${quote(event.action)},"actor":${canonicalJson(event.actor)}`;
-  if (event.context) out += `,"context":${canonicalJson(event.context)}`;
-  if (event.error) out += `,"error":${canonicalJson(event.error)}`;
-  out += `,"id":${quote(event.id)},"metadata":${canonicalJson(event.metadata)}`;
+  return canonicalEventFrom(event, canonicalParts(event));
+}
+
+/** The canonical JSON of an event's object-valued fields, computed once for the hash and the row. */
+export interface CanonicalParts {
+  actor: string;
+  metadata: string;
+  context: string | undefined;
+  error: string | undefined;
+}
+
+export function canonicalParts(event: AuditEvent): CanonicalParts {
+  return {
+    actor: canonicalJson(event.actor),
+    metadata: canonicalJson(event.metadata),
+    context: event.context ? canonicalJson(event.context) : undefined,
+    error: event.error ? canonicalJson(event.error) : undefined,
+  };
+}
+
+export function canonicalEventFrom(event: AuditEvent, parts: CanonicalParts): string {
+  let out = `{"action":${quote(event.action)},"actor":${parts.actor}`;
+  if (parts.context !== undefined) out += `,"context":${parts.context}`;
+  if (parts.error !== undefined) out += `,"error":${parts.error}`;
+  out += `,"id":${quote(event.id)},"metadata":${parts.metadata}`;
   if (event.metadata_truncated) out += ',"metadata_truncated":true';
   out += `,"outcome":${quote(event.outcome)},"resource":{"id":${quote(event.resource.id)},"type":${quote(event.resource.type)}},"timestamp":${quote(event.timestamp)}}`;
   return out;
+}
+
+/** SHA-256 of a chain link's input. */
+export function linkHash(prevHash: Buffer, seq: bigint | number | string, canonical: string): Buffer {
+  return sha256(`${prevHash.toString('hex')}\n${seq}\n${canonical}`);
+}
+
+/** `JSON.stringify` of a string, exported for building rows as text. */
+export function jsonString(text: string): string {
+  return quote(text);
+}
+
+// What JSON.stringify writes for the characters PostgreSQL cannot store: an escaped U+0000, or an escaped
+// surrogate (JSON.stringify escapes only lone ones). An escape, not an escaped backslash followed by "u".
+const UNSTORABLE_ESCAPE = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f][0-9a-f]{2})/;
+
+/** Whether an event's canonical text holds a character PostgreSQL cannot store (rare: hostile input). */
+export function hasUnstorable(canonical: string): boolean {
+  return canonical.includes('\\u') && UNSTORABLE_ESCAPE.test(canonical);
 }
 
 // PostgreSQL text cannot hold U+0000, nor a lone UTF-16 surrogate (UTF-8 has no such thing).

@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import type { AuditEvent } from '../event/audit-event.interface.js';
 import { PermanentAuditSinkError, type AuditSink } from '../sinks/audit.sink.js';
 import { toEventLine } from '../sinks/event-line.js';
-import { chainHash, storable } from './postgres.canonical.js';
+import { canonicalEventFrom, canonicalParts, hasUnstorable, linkHash, storable } from './postgres.canonical.js';
 import {
   checkpointSignatureValid,
   readCheckpoints,
@@ -147,6 +147,18 @@ export class PostgresAuditStore implements AuditSink {
     if (unique.some((event) => typeof event.id !== 'string' || event.id.length === 0)) {
       throw new PermanentAuditSinkError('PostgresAuditStore: every event needs a string id');
     }
+    // Serialized once, before the transaction: the canonical form is both what is hashed and what is stored.
+    const prepared = unique.map((raw) => {
+      let event = raw;
+      let parts = canonicalParts(event);
+      let canonical = canonicalEventFrom(event, parts);
+      if (hasUnstorable(canonical)) {
+        event = storable(raw);
+        parts = canonicalParts(event);
+        canonical = canonicalEventFrom(event, parts);
+      }
+      return { event, parts, canonical };
+    });
     const head = await connection.transaction(async (tx) => {
       const current = (await tx.query<{ seq: string; hash: Uint8Array }>(`SELECT seq, hash FROM ${this.names.head} FOR UPDATE`)).rows[0];
       const existing = new Set(
@@ -155,11 +167,10 @@ export class PostgresAuditStore implements AuditSink {
       let seq = BigInt(current.seq);
       let prev: Buffer = Buffer.from(current.hash);
       const columns: unknown[][] = Array.from({ length: 17 }, () => []);
-      for (const raw of unique) {
-        if (existing.has(raw.id)) continue;
-        const event = storable(raw);
+      for (const { event, parts, canonical } of prepared) {
+        if (existing.has(event.id)) continue;
         seq++;
-        const hash = chainHash(prev, seq, event);
+        const hash = linkHash(prev, seq, canonical);
         const values = [
           String(seq),
           event.id,
@@ -171,18 +182,19 @@ export class PostgresAuditStore implements AuditSink {
           event.resource.id,
           event.context?.tenant_id ?? null,
           event.context?.request_id ?? null,
-          JSON.stringify(event.actor),
-          JSON.stringify(event.metadata),
-          event.context ? JSON.stringify(event.context) : null,
-          event.error ? JSON.stringify(event.error) : null,
+          parts.actor,
+          parts.metadata,
+          parts.context ?? null,
+          parts.error ?? null,
           event.metadata_truncated ? true : null,
           prev,
           hash,
         ];
-        values.forEach((value, i) => columns[i].push(value));
+        for (let i = 0; i < values.length; i++) columns[i].push(values[i]);
         prev = hash;
       }
       if (columns[0].length === 0) return undefined;
+      // Column arrays unnested into one multi-row INSERT: one statement, one round trip per batch.
       await tx.query(
         `INSERT INTO ${this.names.events} (seq, id, occurred_at, action, outcome, actor_id, resource_type, resource_id, tenant_id, request_id,
            actor, metadata, context, error, metadata_truncated, prev_hash, hash)

@@ -1,0 +1,68 @@
+// Store rows: events/s into the local PostgreSQL through PostgresAuditStore.write() in batches,
+// against a naive writer that INSERTs one event per statement, in the same run; and verify() speed.
+// Needs the server at AUDIT_TEST_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test).
+import 'reflect-metadata';
+import pg from 'pg';
+import { randomBytes } from 'node:crypto';
+import { PostgresAuditStore } from '../lib/postgres/index.js';
+import { makeEvent } from '../test/fixtures/postgres.fixture.js';
+import { machine, QUICK } from './harness.js';
+
+const url = process.env.AUDIT_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const pool = new pg.Pool({ connectionString: url, max: 2 });
+try {
+  await pool.query('SELECT 1');
+} catch (error) {
+  console.log(`\nStore benchmark skipped: no PostgreSQL at ${url} (${String(error)})`);
+  await pool.end();
+  process.exit(0);
+}
+
+const schema = `bench_${randomBytes(4).toString('hex')}`;
+const rounds = QUICK ? 2 : 5;
+const batch = 1000;
+const perRound = QUICK ? 5_000 : 30_000;
+const naivePerRound = QUICK ? 500 : 3_000;
+const store = await PostgresAuditStore.create({ connection: { connectionString: url }, schema });
+await pool.query(`CREATE TABLE "${schema}".naive (id text PRIMARY KEY, occurred_at timestamptz, action text, outcome text, actor_id text,
+  resource_type text, resource_id text, actor jsonb, metadata jsonb, context jsonb)`);
+
+let n = 0;
+const storeRates: number[] = [];
+const naiveRates: number[] = [];
+for (let round = 0; round < rounds; round++) {
+  // Interleaved: the store, then the naive writer, in every round.
+  let events = Array.from({ length: perRound }, () => makeEvent(n++));
+  let started = process.hrtime.bigint();
+  for (let i = 0; i < events.length; i += batch) await store.write(events.slice(i, i + batch));
+  storeRates.push(perRound / (Number(process.hrtime.bigint() - started) / 1e9));
+
+  events = Array.from({ length: naivePerRound }, () => makeEvent(n++));
+  started = process.hrtime.bigint();
+  for (const e of events) {
+    await pool.query(
+      `INSERT INTO "${schema}".naive VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+      [e.id, e.timestamp, e.action, e.outcome, e.actor.id, e.resource.type, e.resource.id, JSON.stringify(e.actor), JSON.stringify(e.metadata), JSON.stringify(e.context)],
+    );
+  }
+  naiveRates.push(naivePerRound / (Number(process.hrtime.bigint() - started) / 1e9));
+}
+const verifyStarted = process.hrtime.bigint();
+const verified = await store.verify();
+const verifyRate = verified.checked / (Number(process.hrtime.bigint() - verifyStarted) / 1e9);
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+const ratios = storeRates.map((rate, i) => rate / naiveRates[i]).sort((a, b) => a - b);
+console.log(`\nStore rows into PostgreSQL (batches of ${batch}, chained, idempotent) vs one INSERT per event\n${machine()}\n`);
+console.log('| measure | median | min | max | floor | result |');
+console.log('|---|---|---|---|---|---|');
+const row = (name: string, values: number[], floor: number | undefined, unit = '') =>
+  console.log(`| ${name} | ${median(values).toFixed(0)}${unit} | ${Math.min(...values).toFixed(0)}${unit} | ${Math.max(...values).toFixed(0)}${unit} | ${floor === undefined ? '' : `≥ ${floor}${unit}`} | ${floor === undefined ? '' : median(values) >= floor ? 'PASS' : 'MISS'} |`);
+row('store.write() events/s', storeRates, 20_000);
+row('naive INSERT events/s', naiveRates, undefined);
+console.log(`| store ÷ naive (per round) | ${median(ratios).toFixed(1)} | ${ratios[0].toFixed(1)} | ${ratios.at(-1)!.toFixed(1)} | ≥ 10 | ${median(ratios) >= 10 ? 'PASS' : 'MISS'} |`);
+console.log(`| verify() events/s (${verified.checked} events, ok: ${verified.ok}) | ${verifyRate.toFixed(0)} | | | ≥ 50000 | ${verifyRate >= 50_000 ? 'PASS' : 'MISS'} |`);
+
+await store.close();
+await pool.query(`DROP SCHEMA "${schema}" CASCADE`);
+await pool.end();
