@@ -29,6 +29,8 @@ export interface AuditTrailHttpOptions {
   tenant?: (request: any) => string | undefined;
   /** Where to mount: `<path>/events` and `<path>/events/export`. Default `audit`. */
   path?: string;
+  /** Modules whose providers the guards inject (guard classes are created in this module). */
+  imports?: NonNullable<DynamicModule['imports']>;
 }
 
 const FILTERS = ['action', 'actor_id', 'resource_type', 'resource_id', 'outcome', 'tenant_id', 'request_id', 'from', 'to'] as const;
@@ -93,7 +95,7 @@ export class AuditTrailHttpModule {
     }
     if (guards.length > 0) UseGuards(...guards)(AuditTrailController);
 
-    return { module: AuditTrailHttpModule, controllers: [AuditTrailController] };
+    return { module: AuditTrailHttpModule, imports: options.imports ?? [], controllers: [AuditTrailController] };
   }
 }
 

@@ -42,6 +42,9 @@ export async function runTour(baseUrl: string, onStep: (step: TourStep) => void 
   const carol = await login('Carol (admin)', 'carol@example.com', 'admin-carol');
   await call('Carol makes Bob an editor', 'POST', '/admin/users/u-bob/roles', { token: carol, body: { role: 'editor' } });
   await call('Bob exports what he can see', 'GET', '/exports/documents', { token: bob });
+  await call('Bob tries to read the audit trail', 'GET', '/audit/events?actor_id=u-bob', { token: bob });
+  await new Promise((resolve) => setTimeout(resolve, 300)); // events reach the store within flushInterval
+  await call('Carol reads what Bob did', 'GET', '/audit/events?actor_id=u-bob', { token: carol });
   await call('Alice reads it (a GET: not audited)', 'GET', `/documents/${id}`, { token: alice });
   await call('Alice deletes it', 'DELETE', `/documents/${id}`, { token: alice });
   await call('Someone without a token tries to create one', 'POST', '/documents', { body: { title: 'spam' } });

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PostgresAuditStore } from 'nestjs-audit/postgres';
 import { AppModule } from '../../sample/src/app.module.js';
 import { runTour, type TourStep } from '../../sample/src/tour.js';
 import { trailTable } from '../../sample/src/trail-table.js';
@@ -12,21 +13,24 @@ describe.each(ADAPTERS)('the sample app and the demo tour over %s', (adapter) =>
   let running: RunningApp;
   let dir: string;
   let steps: TourStep[];
+  let store: PostgresAuditStore;
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'nestjs-audit-sample-'));
-    running = await startApp(adapter, AppModule.register({ auditFile: join(dir, 'audit.jsonl'), console: false }));
+    store = await PostgresAuditStore.create({ connection: { pglite: {} } });
+    running = await startApp(adapter, AppModule.register({ store, auditFile: join(dir, 'audit.jsonl'), console: false }));
     steps = await runTour(running.url);
     await running.audit.waitFor({ action: 'document.create', outcome: 'failure' });
     await new Promise((resolve) => setTimeout(resolve, 20));
   });
   afterAll(async () => {
     await running.close();
+    await store.close();
     await rm(dir, { recursive: true, force: true });
   });
 
   it('answers the tour as scripted', () => {
-    expect(steps.map((step) => step.status)).toEqual([401, 200, 201, 200, 201, 200, 403, 403, 200, 201, 200, 200, 200, 401]);
+    expect(steps.map((step) => step.status)).toEqual([401, 200, 201, 200, 201, 200, 403, 403, 200, 201, 200, 403, 200, 200, 200, 401]);
   });
 
   it('leaves the trail an auditor expects, in order', () => {
@@ -44,6 +48,8 @@ describe.each(ADAPTERS)('the sample app and the demo tour over %s', (adapter) =>
       ['user.login', 'success', 'u-carol', 'user:u-carol'],
       ['user.role_assign', 'success', 'u-carol', 'user:u-bob'],
       ['document.export', 'success', 'u-bob', 'document:all-visible'],
+      ['audit.search', 'failure', 'u-bob', 'audit_trail:public.audit_events'],
+      ['audit.search', 'success', 'u-carol', 'audit_trail:public.audit_events'],
       ['document.delete', 'success', 'u-alice', 'document:doc-1'],
       ['document.create', 'failure', 'anonymous', 'document:unknown'],
     ]);
@@ -77,5 +83,29 @@ describe.each(ADAPTERS)('the sample app and the demo tour over %s', (adapter) =>
     expect(table[0]).toMatch(/^time\s+action\s+outcome\s+actor\s+resource\s+status\s+details$/);
     expect(table).toHaveLength(2 + running.audit.events.length);
     expect(table[2]).toMatch(/user\.login\s+failure\s+anonymous\s+user:unknown\s+401/);
+  });
+});
+
+describe('the sample with its real store (PGlite)', () => {
+  it('keeps the tour\'s trail in the store: searchable, and a chain that verifies', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'nestjs-audit-sample-store-'));
+    const store = await PostgresAuditStore.create({ connection: { pglite: { dataDir: join(dir, 'pglite') } } });
+    const { Test } = await import('@nestjs/testing');
+    const moduleRef = await Test.createTestingModule({ imports: [AppModule.register({ store, auditFile: join(dir, 'audit.jsonl'), console: false })] }).compile();
+    const app = moduleRef.createNestApplication({ logger: false });
+    await app.listen(0, '127.0.0.1');
+    try {
+      await runTour((await app.getUrl()).replace('[::1]', '127.0.0.1'));
+      const { AuditService } = await import('nestjs-audit');
+      await app.get(AuditService).flush();
+      const bob = await store.search({ actor_id: 'u-bob' });
+      expect(bob.events.map((e) => e.action)).toEqual(['audit.search', 'document.export', 'user.role_assign', 'document.delete', 'user.login']);
+      const carolsRead = (await store.search({ action: 'audit.search', outcome: 'success' })).events[0];
+      expect(carolsRead).toMatchObject({ actor: { id: 'u-carol' }, metadata: { query: { actor_id: 'u-bob' }, returned: 5 } }); // Bob's own denied look at the log included
+      expect(await store.verify()).toMatchObject({ ok: true, checked: 16 });
+    } finally {
+      await app.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -32,3 +32,12 @@ export class RolesGuard implements CanActivate {
     return required.every((role) => roles.includes(role));
   }
 }
+
+/** The audit trail is for admins and auditors: 403 for anyone else. */
+@Injectable()
+export class AuditorGuard implements CanActivate {
+  canActivate(context: ExecutionContext): boolean {
+    const roles: string[] = context.switchToHttp().getRequest().user?.roles ?? [];
+    return roles.includes('admin') || roles.includes('auditor');
+  }
+}

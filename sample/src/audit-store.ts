@@ -1,0 +1,19 @@
+import { PostgresAuditStore } from 'nestjs-audit/postgres';
+
+/**
+ * The sample's trail store: PGlite (PostgreSQL in-process) in `dataDir` by default — nothing to
+ * install — or the PostgreSQL server in AUDIT_DATABASE_URL.
+ */
+export function openSampleStore(dataDir: string): Promise<PostgresAuditStore> {
+  const url = process.env.AUDIT_DATABASE_URL;
+  return PostgresAuditStore.create({
+    connection: url ? { connectionString: url } : { pglite: { dataDir } },
+    schema: url ? 'nestjs_audit_sample' : 'public',
+  });
+}
+
+/** Where the trail lives, for messages. */
+export function storeLocation(dataDir: string): string {
+  const url = process.env.AUDIT_DATABASE_URL;
+  return url ? `PostgreSQL at ${url.replace(/\/\/[^@/]*@/, '//***@')}` : `PGlite in ${dataDir}`;
+}
