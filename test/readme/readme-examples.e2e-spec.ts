@@ -32,6 +32,7 @@ describe('README', () => {
         'test/readme/audit-options.example.ts',
         'test/readme/data-protection.example.ts',
         'test/readme/delivery.example.ts',
+        'test/readme/postgres.example.ts',
         'test/readme/documents.controller.example.ts',
         'test/readme/documents.e2e-spec.ts',
         'test/readme/documents.service.example.ts',
@@ -53,7 +54,7 @@ describe('README exports', () => {
         .flatMap((m) => m[1].split(','))
         .map((name) => name.replace(/\btype\b/, '').trim())
         .filter(Boolean);
-    const exported = [...names('index.ts'), ...names('testing/index.ts'), ...names('terminus/index.ts')];
+    const exported = [...names('index.ts'), ...names('testing/index.ts'), ...names('terminus/index.ts'), ...names('postgres/index.ts')];
     expect(exported.length).toBeGreaterThan(40);
     expect(exported.filter((name) => !readme.includes(`\`${name}\``))).toEqual([]);
   });
@@ -111,6 +112,37 @@ describe.each(ADAPTERS)('README quick setup over %s', (adapter) => {
 });
 
 describe('README examples', () => {
+  it('postgres: from forRoot({ sink: store }) to search, export and verify, on PGlite', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nestjs-audit-readme-pg-'));
+    process.env.AUDIT_PGLITE_DIR = join(dir, 'pglite');
+    process.env.AUDIT_CHECKPOINTS = join(dir, 'checkpoints.jsonl');
+    try {
+      const { AuditTrailModule, auditorQuestions, store } = await import('./postgres.example.js');
+      const moduleRef = await Test.createTestingModule({ imports: [AuditTrailModule] }).compile();
+      const app = moduleRef.createNestApplication({ logger: false });
+      await app.listen(0, '127.0.0.1');
+      const url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
+      const audit = app.get(AuditService);
+      audit.log({ action: 'document.share', resource: { type: 'document', id: 'doc-123' }, metadata: { shared_with: 'u-bob' } });
+      audit.log({ action: 'user.login', outcome: 'failure', resource: { type: 'user', id: 'u-x' } });
+      await audit.flush();
+      await store.checkpoint();
+      const answers = await auditorQuestions(store);
+      expect(answers.shares.events).toHaveLength(1);
+      expect(answers.integrity).toMatchObject({ ok: true, checked: 2, checkpointsMatched: 1 });
+      expect(answers.csv.split('\r\n')[0]).toMatch(/^id,timestamp/);
+      const denied = await fetch(`${url}/audit/events`);
+      expect(denied.status).toBe(403);
+      const allowed = await fetch(`${url}/audit/events?action=document.share`, { headers: { 'x-role': 'auditor' } });
+      expect(((await allowed.json()) as { events: unknown[] }).events).toHaveLength(1);
+      await app.close();
+    } finally {
+      delete process.env.AUDIT_PGLITE_DIR;
+      delete process.env.AUDIT_CHECKPOINTS;
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('delivery: a spool, retries, dead letters and the operator hooks', async () => {
     const { Collector } = await import('../fixtures/collector.fixture.js');
     const collector = new Collector();
