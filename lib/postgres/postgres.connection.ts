@@ -1,3 +1,4 @@
+import { mkdir } from 'node:fs/promises';
 /** What the store uses of a `pg` Pool (structural, so that `pg`'s types are not needed). @publicApi */
 export interface PgPoolLike {
   query(text: string, params?: unknown[]): Promise<{ rows: any[] }>;
@@ -40,7 +41,10 @@ export async function openConnection(connection: PostgresAuditConnection): Promi
     const source = connection.pglite;
     if (typeof (source as PGliteLike).query === 'function') return pgliteConnection(source as PGliteLike, false);
     const { PGlite } = await importOptional<{ PGlite: new (dataDir?: string) => PGliteLike & { waitReady: Promise<void> } }>('@electric-sql/pglite');
-    const db = new PGlite((source as { dataDir?: string }).dataDir);
+    const dataDir = (source as { dataDir?: string }).dataDir;
+    // PGlite creates the last folder only; an audit trail's folders are private to the app's user.
+    if (dataDir && !dataDir.includes('://')) await mkdir(dataDir, { recursive: true, mode: 0o700 });
+    const db = new PGlite(dataDir);
     await db.waitReady;
     return pgliteConnection(db, true);
   }

@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { BatchingAuditTransport, type AuditEvent, type AuditSink } from 'nestjs-audit';
-import type { PostgresAuditStore } from 'nestjs-audit/postgres';
+import { PostgresAuditStore } from 'nestjs-audit/postgres';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { RateLimitedLogger } from '../../lib/audit.logger.js';
 import { backends, makeEvent, openBackend, type Backend } from '../fixtures/postgres.fixture.js';
 
@@ -158,6 +161,25 @@ describe.each(names)('PostgresAuditStore on %s', (name) => {
     expect((await store.search({ limit: 1000 })).events).toHaveLength(200);
     expect(await store.verify()).toMatchObject({ ok: true, checked: 300 });
     await store.close();
+  });
+});
+
+describe('PostgresAuditStore on PGlite on disk', () => {
+  it('creates the data folder and its parents, private to the user, and reopens the trail it left', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'nestjs-audit-pglite-'));
+    const dataDir = join(root, 'not', 'yet', 'there');
+    try {
+      const store = await PostgresAuditStore.create({ connection: { pglite: { dataDir } } });
+      await store.write([makeEvent(1), makeEvent(2)]);
+      await store.close();
+      expect((await stat(join(root, 'not'))).mode & 0o777).toBe(0o700);
+      const again = await PostgresAuditStore.create({ connection: { pglite: { dataDir } } });
+      expect((await again.head()).seq).toBe('2');
+      expect(await again.verify()).toMatchObject({ ok: true, checked: 2 });
+      await again.close();
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });
 
