@@ -1,4 +1,5 @@
 import { mkdir } from 'node:fs/promises';
+import { canCopy, copyFrom } from './postgres.copy.js';
 /** What the store uses of a `pg` Pool (structural, so that `pg`'s types are not needed). @publicApi */
 export interface PgPoolLike {
   query(text: string, params?: unknown[]): Promise<{ rows: any[] }>;
@@ -16,6 +17,8 @@ export interface PGliteLike {
 /** What the store needs of a connection: queries and transactions, the same over `pg` and PGlite. */
 export interface SqlClient {
   query<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<{ rows: T[] }>;
+  /** `COPY … FROM STDIN`, streamed chunk by chunk; only where the driver can (`pg`'s JavaScript client). */
+  copy?(sql: string, chunks: Iterable<string>): Promise<void>;
 }
 
 export interface SqlConnection extends SqlClient {
@@ -63,7 +66,10 @@ function pgConnection(pool: PgPoolLike, owned: boolean): SqlConnection {
       const client = await pool.connect();
       try {
         await client.query('BEGIN');
-        const result = await fn({ query: (text, params) => client.query(text, params as unknown[]) as never });
+        const result = await fn({
+          query: (text, params) => client.query(text, params as unknown[]) as never,
+          copy: canCopy(client) ? (sql, chunks) => copyFrom(client, sql, chunks) : undefined,
+        });
         await client.query('COMMIT');
         return result;
       } catch (error) {

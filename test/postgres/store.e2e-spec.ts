@@ -5,6 +5,10 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RateLimitedLogger } from '../../lib/audit.logger.js';
+import { AuditRedactor } from '../../lib/event/audit.redaction.js';
+import { snapshotMetadata } from '../../lib/event/audit.snapshot.js';
+import { canonicalJson, storable } from '../../lib/postgres/postgres.canonical.js';
+import { hostileCorpus } from '../hostile/hostile-inputs.js';
 import { backends, makeEvent, openBackend, type Backend } from '../fixtures/postgres.fixture.js';
 
 const names = await backends();
@@ -113,6 +117,46 @@ describe.each(names)('PostgresAuditStore on %s', (name) => {
     const count = await backend.sql(`SELECT count(*)::int AS n, count(DISTINCT id)::int AS d FROM ${quoted(store)}`);
     expect(count.rows[0]).toEqual({ n: 51, d: 51 });
     expect((await store.verify()).ok).toBe(true);
+    await store.close();
+  });
+
+  it('stores every hostile value a caller can put in an event, reads back what it hashed, and verifies', async () => {
+    const store = await backend.store();
+    const redactor = new AuditRedactor();
+    const awkward = ['tab\there', 'line\nbreak', 'cr\rreturn', 'back\\slash\\N', '\\x00ff', 'quote"s', 'nul\u0000byte', 'lone \ud800 surrogate', 'emoji 🧾', 'bidi \u202e', '\\.'];
+    const events = hostileCorpus().map((input, n) =>
+      makeEvent(n, {
+        action: `hostile.${awkward[n % awkward.length]}`,
+        actor: { id: awkward[(n + 1) % awkward.length], type: 'user' },
+        resource: { type: awkward[(n + 2) % awkward.length], id: `${n}\t${awkward[(n + 3) % awkward.length]}` },
+        metadata: snapshotMetadata(input.make(), undefined, redactor).value,
+        context: { request_id: awkward[(n + 4) % awkward.length], tenant_id: awkward[(n + 5) % awkward.length] },
+      }),
+    );
+    // One batch, large enough to be streamed in several chunks where COPY is used.
+    await store.write(events);
+    const stored: AuditEvent[] = [];
+    for await (const chunk of store.export({}, 'jsonl')) stored.push(...chunk.trim().split('\n').map((line) => JSON.parse(line) as AuditEvent));
+    expect(stored).toHaveLength(events.length);
+    const expected = events.map((event) => JSON.parse(JSON.stringify(storable(event))) as AuditEvent);
+    expect(stored.map((event) => canonicalJson(event))).toEqual(expected.map((event) => canonicalJson(event)));
+    const found = await store.search({ action: expected[0].action, resource_id: expected[0].resource.id });
+    expect(found.events.map((event) => event.id)).toEqual([events[0].id]);
+    expect(await store.verify()).toMatchObject({ ok: true, checked: events.length });
+    await store.close();
+  });
+
+  it('stores nothing of a batch the database refuses or an event that cannot be serialized, and keeps working', async () => {
+    const store = await backend.store();
+    await store.write([makeEvent(1)]);
+    const refused = Array.from({ length: 700 }, (_, n) => makeEvent(n, n === 650 ? { outcome: 'maybe' as never } : {}));
+    await expect(store.write(refused)).rejects.toThrow(/audit_events_content|check constraint/);
+    const broken = Array.from({ length: 700 }, (_, n) => makeEvent(n, n === 650 ? { actor: undefined as never } : {}));
+    await expect(store.write(broken)).rejects.toThrow(TypeError);
+    expect((await store.head()).seq).toBe('1');
+    expect((await backend.sql(`SELECT count(*)::int AS n FROM ${quoted(store)}`)).rows[0].n).toBe(1);
+    await store.write([makeEvent(2), makeEvent(3)]);
+    expect(await store.verify()).toMatchObject({ ok: true, checked: 3 });
     await store.close();
   });
 
