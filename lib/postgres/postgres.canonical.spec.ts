@@ -21,6 +21,17 @@ describe('canonical serialization (RFC 8785)', () => {
     expect(canonicalJson({ '\u00e9': 1, z: 2, '😀': 3 })).toBe('{"z":2,"é":1,"😀":3}');
   });
 
+  it('orders any set of keys as Array#sort orders UTF-16 code units, whatever their insertion order', () => {
+    const alphabet = ['a', 'B', 'é', '\uffff', '😀', '\ud800x', '0', '', '_', 'aa', 'a\u0000'];
+    for (let round = 0; round < 200; round++) {
+      const keys = [...new Set(Array.from({ length: 1 + (round % 9) }, (_, i) => alphabet[(round * 7 + i * 13) % alphabet.length] + alphabet[(round + i) % alphabet.length]))];
+      if (round % 2) keys.reverse();
+      const object = Object.fromEntries(keys.map((key, i) => [key, i]));
+      const sorted = Object.keys(object).sort();
+      expect(canonicalJson(object)).toBe(`{${sorted.map((key) => `${JSON.stringify(key)}:${object[key]}`).join(',')}}`);
+    }
+  });
+
   it('the fast event form equals the generic one', () => {
     expect(canonicalEvent(event)).toBe(canonicalJson(chainedFields(event)));
     const minimal = { ...event, context: undefined, error: undefined, metadata_truncated: undefined } as unknown as AuditEvent;
