@@ -4,9 +4,13 @@
 import 'reflect-metadata';
 import pg from 'pg';
 import { randomBytes } from 'node:crypto';
-import { PostgresAuditStore } from '../lib/postgres/index.js';
 import { makeEvent } from '../test/fixtures/postgres.fixture.js';
 import { machine, QUICK } from './harness.js';
+
+// The built package, as users and the CLI run it (`bench/run.mjs` builds first): verify() starts worker threads,
+// which under the TypeScript loader would compile the sources again on every start.
+const dist = new URL('../dist/esm/postgres/index.js', import.meta.url).href;
+const { PostgresAuditStore } = (await import(dist)) as typeof import('../lib/postgres/index.js');
 
 const url = process.env.AUDIT_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const pool = new pg.Pool({ connectionString: url, max: 2 });
@@ -64,9 +68,14 @@ for (let round = 0; round < rounds; round++) {
   }
   bareRates.push(naivePerRound / (Number(process.hrtime.bigint() - started) / 1e9));
 }
-const verifyStarted = process.hrtime.bigint();
-const verified = await store.verify();
-const verifyRate = verified.checked / (Number(process.hrtime.bigint() - verifyStarted) / 1e9);
+// verify() three times: the first read of fresh rows also sets their hint bits, as any first reader does.
+const verifyRates: number[] = [];
+let verified = { checked: 0, ok: false };
+for (let i = 0; i < 3; i++) {
+  const verifyStarted = process.hrtime.bigint();
+  verified = await store.verify();
+  verifyRates.push(verified.checked / (Number(process.hrtime.bigint() - verifyStarted) / 1e9));
+}
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 const ratios = storeRates.map((rate, i) => rate / naiveRates[i]).sort((a, b) => a - b);
@@ -81,7 +90,7 @@ row('naive INSERT events/s, bare table', bareRates, undefined);
 console.log(`| store ÷ naive, same table (per round) | ${median(ratios).toFixed(1)} | ${ratios[0].toFixed(1)} | ${ratios.at(-1)!.toFixed(1)} | ≥ 10 | ${median(ratios) >= 10 ? 'PASS' : 'MISS'} |`);
 const bareRatios = storeRates.map((rate, i) => rate / bareRates[i]).sort((a, b) => a - b);
 console.log(`| store ÷ naive, bare table (per round) | ${median(bareRatios).toFixed(1)} | ${bareRatios[0].toFixed(1)} | ${bareRatios.at(-1)!.toFixed(1)} | | |`);
-console.log(`| verify() events/s (${verified.checked} events, ok: ${verified.ok}) | ${verifyRate.toFixed(0)} | | | ≥ 50000 | ${verifyRate >= 50_000 ? 'PASS' : 'MISS'} |`);
+row(`verify() events/s (${verified.checked} events, ok: ${verified.ok}, 3 runs)`, verifyRates, 50_000);
 
 await store.close();
 await pool.query(`DROP SCHEMA "${schema}" CASCADE`);

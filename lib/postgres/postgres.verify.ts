@@ -3,7 +3,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { AuditEvent } from '../event/audit-event.interface.js';
-import { chainHash, GENESIS_HASH } from './postgres.canonical.js';
+import { canonicalEventFrom, chainHash, GENESIS_HASH, linkHash, type CanonicalParts } from './postgres.canonical.js';
+import { canonicalFromJsonbText } from './postgres.jsonb-text.js';
 import type { SqlClient } from './postgres.connection.js';
 import type { TableNames } from './postgres.schema.js';
 
@@ -47,7 +48,23 @@ export const COLUMNS = `seq, id, ${CONTENT}, prev_hash`;
  * While walking, the server compares each prev_hash with the hash of the row before (lag), instead of
  * sending it: `linked` is false where the stored link is broken.
  */
-const WALK_COLUMNS = `seq, id, ${CONTENT}, prev_hash = COALESCE(lag(hash) OVER (ORDER BY seq), $3::bytea) AS linked`;
+const WALK_COLUMNS =
+  'seq, id, (extract(epoch FROM occurred_at) * 1000)::bigint::text AS occurred_at, action, outcome, actor_id, resource_type, resource_id, ' +
+  'tenant_id, request_id, actor::text AS actor, metadata::text AS metadata, context::text AS context, error::text AS error, ' +
+  'metadata_truncated, hash, pruned_at, prev_hash = COALESCE(lag(hash) OVER (ORDER BY seq), $3::bytea) AS linked, ' +
+  // The typed columns that repeat a value of the JSON, compared by the server.
+  "(actor_id IS NOT DISTINCT FROM actor->>'id' AND tenant_id IS NOT DISTINCT FROM context->>'tenant_id' " +
+  "AND request_id IS NOT DISTINCT FROM context->>'request_id') AS columns_match";
+
+/** A row as the walk reads it: the JSONB columns as PostgreSQL's text. */
+type WalkRow = Omit<Row, 'actor' | 'metadata' | 'context' | 'error'> & {
+  actor: string | null;
+  metadata: string | null;
+  context: string | null;
+  error: string | null;
+  linked: boolean;
+  columns_match: boolean | null;
+};
 
 const BATCH = 10_000;
 
@@ -66,7 +83,7 @@ export async function verifyRange(client: SqlClient, names: TableNames, from: bi
   const fetchFrom = (start: bigint, before: Uint8Array) => {
     const params: unknown[] = [String(start), BATCH, before];
     const bound = to === undefined ? '' : (params.push(String(to)), ' AND seq <= $4::bigint');
-    return client.query<Row & { linked: boolean }>(`SELECT ${WALK_COLUMNS} FROM ${names.events} WHERE seq >= $1::bigint${bound} ORDER BY seq ASC LIMIT $2`, params);
+    return client.query<WalkRow>(`SELECT ${WALK_COLUMNS} FROM ${names.events} WHERE seq >= $1::bigint${bound} ORDER BY seq ASC LIMIT $2`, params);
   };
   let next = fetchFrom(expected, prev);
   for (;;) {
@@ -77,22 +94,22 @@ export async function verifyRange(client: SqlClient, names: TableNames, from: bi
     next.catch(() => undefined); // awaited on the next turn, or abandoned when a problem is found
     for (const row of rows) {
       const seq = BigInt(row.seq);
-      if (seq !== expected) return fail(result, expected, missing(expected, seq - 1n));
-      const rowHash = Buffer.from(row.hash);
-      const problem = row.pruned_at === null ? contentProblem(row, prev!, seq, rowHash) : tombstoneProblem(row);
+      if (seq !== expected) return fail(at(result, expected), expected, missing(expected, seq - 1n));
+      const rowHash = Buffer.isBuffer(row.hash) ? row.hash : Buffer.from(row.hash); // pg gives a Buffer, PGlite a Uint8Array
+      const problem = row.pruned_at !== null ? tombstoneProblem(row) : contentIntact(row, prev!, seq, rowHash) ? undefined : contentProblem(parsed(row), prev!, seq, rowHash);
       if (!row.linked || problem) {
         // Read the stored link to say which of the two is broken.
         const stored = await prevHashAt(client, names, seq);
         if (!stored?.equals(prev!)) {
-          return fail(result, seq, `prev_hash does not match the hash of row ${seq - 1n} (a row before it was inserted, deleted, replaced or reordered)`);
+          return fail(at(result, expected), seq, `prev_hash does not match the hash of row ${seq - 1n} (a row before it was inserted, deleted, replaced or reordered)`);
         }
-        return fail(result, seq, problem ?? `row ${seq}'s prev_hash does not match the stored hash of row ${seq - 1n} (modified)`);
+        return fail(at(result, expected), seq, problem ?? `row ${seq}'s prev_hash does not match the stored hash of row ${seq - 1n} (modified)`);
       }
       prev = rowHash;
       expected = seq + 1n;
       result.checked++;
-      result.lastSeq = String(seq);
     }
+    result.lastSeq = String(expected - 1n);
   }
   if (complete && to !== undefined && expected <= to) return fail(result, expected, missing(expected, to));
   return result;
@@ -163,6 +180,11 @@ export async function hashAt(client: SqlClient, names: TableNames, seq: bigint):
   return row ? Buffer.from(row.hash) : undefined;
 }
 
+/** The result as of the last good row before `expected` (kept per batch while walking, for speed). */
+function at(result: RangeResult, expected: bigint): RangeResult {
+  return result.checked > 0 ? { ...result, lastSeq: String(expected - 1n) } : result;
+}
+
 function fail(result: RangeResult, seq: bigint, problem: string): RangeResult {
   return { ...result, ok: false, firstBadSeq: String(seq), problem };
 }
@@ -188,6 +210,40 @@ export function rowToEvent(row: Row): AuditEvent {
   return event;
 }
 
+/**
+ * The fast check of a row: its canonical form built from the JSONB text without parsing it, hashed, and the
+ * server's comparison of the typed columns. False sends the row to `contentProblem`, which parses it and
+ * decides (so a value this path does not handle costs time, never a false alarm).
+ */
+function contentIntact(row: WalkRow, prev: Buffer, seq: bigint, hash: Buffer): boolean {
+  if (row.columns_match !== true || row.occurred_at === null || row.actor === null || row.metadata === null) return false;
+  let parts: CanonicalParts;
+  try {
+    parts = {
+      actor: canonicalFromJsonbText(row.actor),
+      metadata: canonicalFromJsonbText(row.metadata),
+      context: row.context === null ? undefined : canonicalFromJsonbText(row.context),
+      error: row.error === null ? undefined : canonicalFromJsonbText(row.error),
+    };
+  } catch {
+    return false;
+  }
+  const event = {
+    id: row.id,
+    timestamp: new Date(Number(row.occurred_at)).toISOString(), // epoch ms, as the walk selects it
+    action: row.action,
+    outcome: row.outcome,
+    resource: { type: row.resource_type, id: row.resource_id },
+    metadata_truncated: row.metadata_truncated === true || undefined,
+  } as unknown as AuditEvent;
+  return linkHash(prev, seq, canonicalEventFrom(event, parts)).equals(hash);
+}
+
+function parsed(row: WalkRow): Row {
+  const json = (text: string | null) => (text === null ? null : JSON.parse(text));
+  return { ...row, actor: json(row.actor), metadata: json(row.metadata), context: json(row.context), error: json(row.error) };
+}
+
 function contentProblem(row: Row, prev: Buffer, seq: bigint, hash: Buffer): string | undefined {
   if (row.occurred_at === null || row.actor === null || row.metadata === null) return `row ${seq} lost its content without being pruned`;
   const event = rowToEvent(row);
@@ -198,7 +254,7 @@ function contentProblem(row: Row, prev: Buffer, seq: bigint, hash: Buffer): stri
   return undefined;
 }
 
-function tombstoneProblem(row: Row): string | undefined {
+function tombstoneProblem(row: Row | WalkRow): string | undefined {
   const content = [row.occurred_at, row.action, row.outcome, row.actor_id, row.resource_type, row.resource_id, row.tenant_id, row.request_id, row.actor, row.metadata, row.context, row.error, row.metadata_truncated];
   return content.some((value) => value !== null) ? `row ${row.seq} is marked pruned but still has content (modified)` : undefined;
 }
