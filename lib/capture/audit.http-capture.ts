@@ -9,6 +9,8 @@ import { AuditRecorder } from '../event/audit.recorder.js';
 /** Where the request's store hangs on the raw Node request. */
 export const STORE_KEY = Symbol.for('nestjs-audit:store');
 const INSTALLED_KEY = Symbol.for('nestjs-audit:installed');
+/** Where a marked route handler keeps its route, for the look-up of requests that never reached it. */
+const ROUTE_KEY = Symbol.for('nestjs-audit:route');
 
 // The adapter methods Nest registers routes with (see Nest's RouterMethodFactory).
 const ROUTE_METHODS = [
@@ -35,7 +37,9 @@ type RequestHook = (request: any, response: any, done: (error?: Error) => void) 
 @Injectable()
 export class AuditHttpCapture implements OnApplicationBootstrap {
   private readonly logger = new Logger('nestjs-audit');
-  private installed: { adapter: any; hook: RequestHook } | undefined;
+  private installed: { adapter: any; hook: RequestHook; type: 'express' | 'fastify' } | undefined;
+  /** `METHOD pattern` → route, as registered; `null` when two registrations differ (header versioning). */
+  private readonly routes = new Map<string, AuditRouteInfo | null>();
 
   constructor(
     private readonly recorder: AuditRecorder,
@@ -66,7 +70,7 @@ export class AuditHttpCapture implements OnApplicationBootstrap {
     const instance = adapter.getInstance();
     const hook = this.requestHook(adapter, previous, type === 'express' ? (req) => req : (request) => request.raw);
     adapter.setOnRequestHook(hook);
-    this.installed = { adapter, hook };
+    this.installed = { adapter, hook, type };
     if (type === 'express') instance.use(reenterExpress);
     else instance.addHook('preValidation', reenterFastify);
   }
@@ -130,7 +134,9 @@ export class AuditHttpCapture implements OnApplicationBootstrap {
     http.done = true;
     try {
       const ending = { statusCode: response.statusCode, aborted: !response.writableFinished };
-      const route = http.route;
+      // A request that failed before its route handler was reached (a body the parser refused) still belongs to
+      // its route: found the way the framework would have found it.
+      const route = (http.route ??= this.routeOf(store));
       if (route?.audit) {
         this.recorder.recordDecoratedExchange(store, http, ending);
         return;
@@ -148,18 +154,77 @@ export class AuditHttpCapture implements OnApplicationBootstrap {
   }
 
   private wrapRouteRegistration(adapter: any): void {
+    const routes = this.routes;
     for (const name of ROUTE_METHODS) {
       const register = adapter[name];
       if (typeof register !== 'function') continue;
+      const method = name === 'all' ? '*' : name.toUpperCase();
       adapter[name] = function (this: unknown, ...args: unknown[]) {
         const last = args.length - 1;
         if (last >= 1 && typeof args[last] === 'function') {
-          args[last] = markRoute(args[last] as Function, args[0]);
+          const marked = markRoute(args[last] as Function, args[0]);
+          args[last] = marked;
+          const info = (marked as MarkedHandler)[ROUTE_KEY];
+          const key = `${method} ${info.path}`;
+          const known = routes.get(key);
+          routes.set(key, known === undefined || sameRoute(known, info) ? info : null);
         }
         return register.apply(adapter, args);
       };
     }
   }
+
+  /**
+   * The route of a request whose handler never ran, or `undefined` (a 404). Only
+   * failures before routing come here, so the cost of the look-up is theirs.
+   */
+  private routeOf(store: AuditStore): AuditRouteInfo | undefined {
+    const installed = this.installed;
+    const http = store.http!;
+    if (!installed) return undefined;
+    try {
+      if (installed.type === 'fastify') {
+        // Fastify routes before it parses the body: the matched pattern is on the request.
+        const pattern = (store.request as { routeOptions?: { url?: unknown } } | undefined)?.routeOptions?.url;
+        if (typeof pattern !== 'string') return undefined;
+        const method = http.method === 'HEAD' ? 'GET' : http.method;
+        return this.routes.get(`${method} ${pattern}`) ?? this.routes.get(`* ${pattern}`) ?? undefined;
+      }
+      // Express parses bodies before its router runs: ask the router which route this path would have taken.
+      const stack: ExpressLayer[] | undefined = installed.adapter.getInstance()?.router?.stack;
+      if (!Array.isArray(stack)) return undefined;
+      const method = http.method.toLowerCase();
+      for (const layer of stack) {
+        const route = layer.route;
+        if (!route || !(route.methods?.[method] || route.methods?._all || (method === 'head' && route.methods?.get))) continue;
+        const matched = layer.match?.(http.path);
+        if (!matched) continue;
+        for (const handler of route.stack ?? []) {
+          const info = (handler.handle as MarkedHandler | undefined)?.[ROUTE_KEY];
+          if (!info) continue;
+          const params = (matched as { params?: unknown }).params;
+          if (params && typeof params === 'object') http.params = params as Record<string, unknown>;
+          return info;
+        }
+      }
+    } catch (error) {
+      this.logger.error(`Finding the route of a rejected request failed: ${String(error)}`);
+    }
+    return undefined;
+  }
+}
+
+type MarkedHandler = Function & { [ROUTE_KEY]: AuditRouteInfo };
+
+/** The parts of an Express 5 router layer the route look-up reads. */
+interface ExpressLayer {
+  /** The matched parameters (`{ params }`), or false. */
+  match?: (path: string) => unknown;
+  route?: { methods?: Record<string, boolean>; stack?: { handle?: unknown }[] };
+}
+
+function sameRoute(a: AuditRouteInfo | null, b: AuditRouteInfo): boolean {
+  return a !== null && a.audit === b.audit && a.skip === b.skip;
 }
 
 /** The route handler, marking the exchange with its route before Nest's guards run. */
@@ -180,6 +245,7 @@ function markRoute(handler: Function, path: unknown): Function {
     Reflect.defineMetadata(key, Reflect.getMetadata(key, handler), marked);
   }
   Object.defineProperty(marked, 'name', { value: handler.name, configurable: true });
+  Object.defineProperty(marked, ROUTE_KEY, { value: info });
   return marked;
 }
 

@@ -1,4 +1,5 @@
 import { Logger } from '@nestjs/common';
+import { isObservable, tap } from 'rxjs';
 import { currentStore, type AuditMethodMetadata, type AuditStore, type HttpExchange } from '../context/audit.store.js';
 import { snapshot } from '../event/audit.snapshot.js';
 import { resolveTarget } from './audit.routing.js';
@@ -78,6 +79,19 @@ function callRouteHandler(original: Function, self: unknown, args: unknown[], ht
   } catch (error) {
     http.error = error;
     throw error;
+  }
+  if (isObservable(result)) {
+    // Nest subscribes once and answers with the last value: watched on the way, so `result.id` is the value's.
+    return result.pipe(
+      tap({
+        next: (value: unknown) => {
+          http.result = value;
+        },
+        error: (error: unknown) => {
+          http.error = error;
+        },
+      }),
+    );
   }
   if (result instanceof Promise) {
     // Nest awaits this promise itself; the handlers here only observe it.

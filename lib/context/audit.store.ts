@@ -89,6 +89,8 @@ export interface HttpExchange {
   path: string;
   /** The route that matched, set just before Nest runs its guards; unset for a 404. */
   route: AuditRouteInfo | undefined;
+  /** The route's parameters, when the route was found after a failure before routing (Express). */
+  params?: Record<string, unknown>;
   /** The decorated route handler has been entered (its arguments are known). */
   handlerCalled: boolean;
   args: unknown[] | undefined;

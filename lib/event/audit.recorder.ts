@@ -271,6 +271,9 @@ export class AuditRecorder implements AuditEventTarget, OnApplicationShutdown {
     if (result !== null && typeof result === 'object' && isId(result.id)) return result.id;
     const params = (store?.request as { params?: Record<string, unknown> } | undefined)?.params;
     if (params && isId(params.id)) return params.id;
+    // The route was found after a failure before routing (Express): its parameters were matched then.
+    const matched = store?.http?.params;
+    if (matched && isId(matched.id)) return matched.id;
     return 'unknown';
   }
 

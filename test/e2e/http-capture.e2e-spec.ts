@@ -79,6 +79,10 @@ describe.each(ADAPTERS)('HTTP capture over %s', (adapter) => {
     running.audit.clear();
     await running.request('POST', '/docs', { headers: { 'x-request-id': 'x'.repeat(129) } });
     expect((await only({ action: 'api.post' })).context?.request_id).not.toBe('x'.repeat(129));
+    running.audit.clear();
+    // 128 characters is the longest id taken as it is.
+    await running.request('POST', '/docs', { headers: { 'x-request-id': 'y'.repeat(128) } });
+    expect((await only({ action: 'api.post' })).context?.request_id).toBe('y'.repeat(128));
   });
 
   it('records the authenticated actor and an impersonator', async () => {
@@ -152,6 +156,26 @@ describe.each(ADAPTERS)('HTTP capture over %s', (adapter) => {
       expect(event.error?.message).toMatch(/numeric string/);
     });
 
+    it('records a body the parser refused as the decorated action, never as api.<method>', async () => {
+      // Body parsing runs before routing on Express and before the handler on Fastify: the route is looked up.
+      const response = await running.request('POST', '/docs/d-7/share', { token: 'alice-token', rawBody: '{"recipient": ' });
+      expect(response.status).toBe(400);
+      const event = await only({ action: 'document.share' });
+      expect(event).toMatchObject({
+        outcome: 'failure',
+        resource: { type: 'document', id: 'd-7' },
+        context: { method: 'POST', path: '/docs/d-7/share', route: '/docs/:id/share', status_code: 400 },
+        error: { status_code: 400 },
+      });
+      expect(running.audit.events.map((e) => e.action)).toEqual(['document.share']);
+    });
+
+    it('takes the id of the last value of an Observable the handler returns', async () => {
+      expect((await running.request('POST', '/docs/o-9/observe')).status).toBe(201);
+      expect(await only({ action: 'document.observe' })).toMatchObject({ outcome: 'success', resource: { id: 'from-observable' } });
+      expect(running.audit.events).toHaveLength(1);
+    });
+
     it('takes result.id as the default resource id', async () => {
       await running.request('POST', '/docs/12/count');
       expect(await only({ action: 'document.count' })).toMatchObject({ outcome: 'success', resource: { id: 'count-12' } });
@@ -187,6 +211,12 @@ describe.each(ADAPTERS)('HTTP capture over %s', (adapter) => {
   describe('@SkipAudit()', () => {
     it('opts a handler out', async () => {
       expect((await running.request('POST', '/docs/skipped')).status).toBe(201);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(running.audit.events).toEqual([]);
+    });
+
+    it('opts a handler out also when the parser refused its body', async () => {
+      expect((await running.request('POST', '/docs/skipped', { rawBody: '{oops' })).status).toBe(400);
       await new Promise((resolve) => setTimeout(resolve, 50));
       expect(running.audit.events).toEqual([]);
     });
