@@ -1,8 +1,15 @@
 import { Injectable } from '@nestjs/common';
+import { unroutedCount } from './capture/audit.routing.js';
 import type { AuditLogInput } from './event/audit.event-schema.js';
 import { AuditPseudonymError } from './event/audit.pseudonymizer.js';
 import { AuditRecorder } from './event/audit.recorder.js';
 import { AuditTransport, type AuditTransportStats } from './transport/audit.transport.js';
+
+/** What {@link AuditService.stats} returns. @publicApi */
+export type AuditStats = AuditTransportStats & {
+  /** `@Audit()` calls no app could take, process-wide (see `stats()`). */
+  unrouted: number;
+};
 
 /**
  * Records events from code: the service-layer pattern.
@@ -38,9 +45,17 @@ export class AuditService {
     return this.transport.flush();
   }
 
-  /** The transport's counters (`enqueued`, `delivered`, `dropped`, `pending`, …), when it keeps them. */
-  stats(): AuditTransportStats | undefined {
-    return this.transport.stats?.();
+  /**
+   * The transport's counters (`enqueued`, `delivered`, `dropped`, `pending`, …),
+   * when it keeps them, and `unrouted`: calls of `@Audit()` methods since the
+   * process started that no app could take (made while no app was running, or
+   * on an object none of several running apps created), each also logged as
+   * an error. They never reached a transport, so they are outside its
+   * `enqueued = delivered + dropped + pending + deadLettered`.
+   */
+  stats(): AuditStats | undefined {
+    const stats = this.transport.stats?.();
+    return stats && { ...stats, unrouted: unroutedCount() };
   }
 
   /**

@@ -8,7 +8,7 @@ export {
   type AuditModuleOptions,
   type AuditRequestContextResolver,
 } from './audit.options.js';
-export { AuditService } from './audit.service.js';
+export { AuditService, type AuditStats } from './audit.service.js';
 export { AuditConfigurationError, AuditContextError, AuditError, AuditValidationError } from './audit.errors.js';
 export { Audit, SkipAudit } from './decorators/index.js';
 export { AuditContext, type AuditContextValues } from './context/audit.context.js';

@@ -14,15 +14,15 @@ export interface SampleOptions {
   store: PostgresAuditStore;
   /** The JSON-lines audit file. */
   auditFile: string;
-  /** Also print each event as a JSON line on stdout. */
-  console: boolean;
+  /** Also print each event as a JSON line: on stdout when `true`, or on the given stream. */
+  console: boolean | NodeJS.WritableStream;
 }
 
 @Module({})
 export class AppModule {
   static register(options: SampleOptions): DynamicModule {
     const sinks: AuditSink[] = [options.store, new FileAuditSink({ path: options.auditFile })];
-    if (options.console) sinks.push(new ConsoleAuditSink());
+    if (options.console) sinks.push(new ConsoleAuditSink(options.console === true ? {} : { stream: options.console }));
     return {
       module: AppModule,
       imports: [

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { Test } from '@nestjs/testing';
-import { AuditModule, AuditTransport, AuditValidationError } from 'nestjs-audit';
+import { AuditModule, AuditService, AuditTransport, AuditValidationError } from 'nestjs-audit';
 import { InMemoryAuditTransport } from 'nestjs-audit/testing';
 import { DocumentsFixtureModule, DocumentsService, PurgeError } from '../fixtures/documents.fixture.js';
 import { ADAPTERS, startApp, type RunningApp } from '../fixtures/http.fixture.js';
@@ -192,6 +192,19 @@ describe('two apps in one process', () => {
       await first.close();
       await second.close();
     }
+  });
+
+  it('counts in stats() a call made when no app is running', async () => {
+    const moduleRef = await Test.createTestingModule({
+      imports: [DocumentsFixtureModule.with(AuditModule.forRoot({ sink: { write: async () => undefined } }))],
+    }).compile();
+    await moduleRef.init();
+    const audit = moduleRef.get(AuditService);
+    const before = audit.stats()!.unrouted;
+    await moduleRef.close();
+    // A timer that fires after shutdown: no app to take the event, so it is counted and logged, never misrouted.
+    new DocumentsService().purge('late-1');
+    expect(audit.stats()).toMatchObject({ unrouted: before + 1, enqueued: 0 });
   });
 
   it('never routes an object nobody created to a guessed app, and forgets closed apps', async () => {

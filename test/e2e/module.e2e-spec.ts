@@ -80,6 +80,28 @@ describe('AuditModule configuration', () => {
     await moduleRef.close();
   });
 
+  it('isGlobal: false keeps AuditService to the modules that import AuditModule', async () => {
+    @Injectable()
+    class Feature {
+      constructor(readonly audit: AuditService) {}
+    }
+    @Module({ providers: [Feature] })
+    class FeatureModule {}
+    await expect(
+      Test.createTestingModule({ imports: [AuditModule.forRoot({ isGlobal: false }), FeatureModule] }).compile(),
+    ).rejects.toThrow(/AuditService/);
+
+    @Module({ imports: [AuditModule.forRoot({ isGlobal: false })], providers: [Feature], exports: [Feature] })
+    class ImportingModule {}
+    const moduleRef = await Test.createTestingModule({ imports: [ImportingModule] })
+      .overrideProvider(AuditTransport)
+      .useValue(new InMemoryAuditTransport())
+      .compile();
+    const id = moduleRef.get(Feature).audit.log({ action: 'feature.use', resource: { type: 'feature', id: 'f-2' } });
+    expect((moduleRef.get(AuditTransport) as InMemoryAuditTransport).find({ id })).toHaveLength(1);
+    await moduleRef.close();
+  });
+
   it('forRootAsync({ useClass }) calls createAuditOptions()', async () => {
     const moduleRef = await Test.createTestingModule({ imports: [AuditModule.forRootAsync({ useClass: AuditOptionsFromClass })] })
       .overrideProvider(AuditTransport)

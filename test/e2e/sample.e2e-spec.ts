@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { PassThrough } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PostgresAuditStore } from 'nestjs-audit/postgres';
@@ -87,11 +88,14 @@ describe.each(ADAPTERS)('the sample app and the demo tour over %s', (adapter) =>
 });
 
 describe('the sample with its real store (PGlite)', () => {
-  it('keeps the tour\'s trail in the store: searchable, and a chain that verifies', async () => {
+  it('keeps the tour\'s trail in the store, the JSON-lines file and the console: searchable, and a chain that verifies', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'nestjs-audit-sample-store-'));
     const store = await PostgresAuditStore.create({ connection: { pglite: { dataDir: join(dir, 'pglite') } } });
+    const consoleOut = new PassThrough();
+    let printed = '';
+    consoleOut.on('data', (chunk: Buffer) => (printed += chunk.toString('utf8')));
     const { Test } = await import('@nestjs/testing');
-    const moduleRef = await Test.createTestingModule({ imports: [AppModule.register({ store, auditFile: join(dir, 'audit.jsonl'), console: false })] }).compile();
+    const moduleRef = await Test.createTestingModule({ imports: [AppModule.register({ store, auditFile: join(dir, 'audit.jsonl'), console: consoleOut })] }).compile();
     const app = moduleRef.createNestApplication({ logger: false });
     await app.listen(0, '127.0.0.1');
     try {
@@ -103,6 +107,14 @@ describe('the sample with its real store (PGlite)', () => {
       const carolsRead = (await store.search({ action: 'audit.search', outcome: 'success' })).events[0];
       expect(carolsRead).toMatchObject({ actor: { id: 'u-carol' }, metadata: { query: { actor_id: 'u-bob' }, returned: 5 } }); // Bob's own denied look at the log included
       expect(await store.verify()).toMatchObject({ ok: true, checked: 16 });
+      // Every sink got the same 16 events: one JSON line each in the file and on the console.
+      const stored = (await store.search({ limit: 100 })).events.map((e) => e.id).sort();
+      const fileLines = (await readFile(join(dir, 'audit.jsonl'), 'utf8')).trimEnd().split('\n');
+      const consoleLines = printed.trimEnd().split('\n');
+      expect(fileLines).toHaveLength(16);
+      expect(fileLines.map((line) => JSON.parse(line).id).sort()).toEqual(stored);
+      expect(consoleLines.map((line) => JSON.parse(line).id).sort()).toEqual(stored);
+      expect(JSON.parse(fileLines[0])).toMatchObject({ action: 'user.login', outcome: 'failure', actor: { id: 'anonymous' } });
     } finally {
       await app.close();
       await rm(dir, { recursive: true, force: true });
