@@ -1,5 +1,5 @@
 import { cpus } from 'node:os';
-import { readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync } from 'node:fs';
 
 /**
  * Side-by-side timing, as ../shared/guides/benchmarking.md asks: every variant runs in every
@@ -19,7 +19,9 @@ export interface RatioRow {
   median: number;
   min: number;
   max: number;
+  /** The variant's own median (ns per call, or the unit in `unit`). */
   nsPerCall: number;
+  unit?: string;
   goal?: string;
   pass?: boolean;
 }
@@ -63,21 +65,42 @@ export async function interleave(variants: Variant[], opts: Options): Promise<Ma
   return results;
 }
 
-export function ratio(results: Map<string, number[]>, name: string, baseline: string, goal?: { max?: number; min?: number }): RatioRow {
+/**
+ * The per-round ratio `name / baseline` of two measured series (or `baseline / name` with
+ * `inverse`, to turn two times into a throughput ratio), its median, min and max.
+ */
+export function ratio(
+  results: Map<string, number[]>,
+  name: string,
+  baseline: string,
+  goal?: { max?: number; min?: number },
+  options: { inverse?: boolean; label?: string; unit?: string } = {},
+): RatioRow {
   const a = results.get(name)!;
   const b = results.get(baseline)!;
-  const ratios = a.map((ns, i) => ns / b[i]).sort((x, y) => x - y);
-  const median = ratios[Math.floor(ratios.length / 2)];
-  const nsSorted = [...a].sort((x, y) => x - y);
-  const row: RatioRow = { name, baseline, median, min: ratios[0], max: ratios[ratios.length - 1], nsPerCall: nsSorted[Math.floor(nsSorted.length / 2)] };
+  const ratios = a.map((value, i) => (options.inverse ? b[i] / value : value / b[i])).sort((x, y) => x - y);
+  return rowOf(options.label ?? name, baseline, ratios, median(a), goal, options.unit);
+}
+
+/** A row from per-round ratios computed elsewhere. */
+export function rowOf(name: string, baseline: string, ratios: number[], own: number, goal?: { max?: number; min?: number }, unit?: string): RatioRow {
+  const sorted = [...ratios].sort((x, y) => x - y);
+  const mid = median(sorted);
+  const row: RatioRow = { name, baseline, median: mid, min: sorted[0], max: sorted[sorted.length - 1], nsPerCall: own, unit };
   if (goal?.max !== undefined) {
     row.goal = `≤ ${goal.max}`;
-    row.pass = median <= goal.max;
+    row.pass = mid <= goal.max;
   } else if (goal?.min !== undefined) {
     row.goal = `≥ ${goal.min}`;
-    row.pass = median >= goal.min;
+    row.pass = mid >= goal.min;
   }
   return row;
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((x, y) => x - y);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 export function machine(): string {
@@ -85,15 +108,16 @@ export function machine(): string {
   return `Node ${process.version}, NestJS ${nest}, ${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}${QUICK ? ' (quick mode: timings are not meaningful)' : ''}`;
 }
 
-export function printTable(title: string, rows: RatioRow[]): void {
-  const header = ['ratio', 'vs', 'median', 'min', 'max', 'ns/call', 'goal', 'result'];
+export function printTable(title: string, rows: RatioRow[], group = title): void {
+  report(group, rows);
+  const header = ['ratio', 'vs', 'median', 'min', 'max', 'own', 'goal', 'result'];
   const lines = rows.map((r) => [
     r.name,
     r.baseline,
     r.median.toFixed(3),
     r.min.toFixed(3),
     r.max.toFixed(3),
-    r.nsPerCall.toFixed(0),
+    `${r.nsPerCall.toFixed(0)} ${r.unit ?? 'ns'}`,
     r.goal ?? '',
     r.pass === undefined ? '' : r.pass ? 'PASS' : 'MISS',
   ]);
@@ -104,3 +128,15 @@ export function printTable(title: string, rows: RatioRow[]): void {
   console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
   for (const line of lines) console.log(fmt(line));
 }
+
+/**
+ * Appends rows to the file `bench/run.mjs` collects them from (BENCH_RESULTS), so that one
+ * table of every row, across benchmarks and Node lines, is printed at the end of the run.
+ */
+export function report(group: string, rows: RatioRow[]): void {
+  const file = process.env.BENCH_RESULTS;
+  if (!file) return;
+  for (const row of rows) appendFileSync(file, `${JSON.stringify({ group, node: process.version, quick: QUICK, ...row })}\n`);
+}
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
