@@ -38,7 +38,10 @@ async function startServer(variant: string, adapter: string): Promise<{ child: C
     './scripts/register-ts.mjs',
     `${here}http/server.ts`,
   ]);
-  const child = spawn(command, args, { cwd: root, env: { ...process.env, BENCH_VARIANT: variant, BENCH_ADAPTER: adapter }, stdio: ['ignore', 'pipe', 'inherit'] });
+  // `variant@/path/to/dist/esm` runs the variant against another build, to compare two builds side by side.
+  const [name, distPath] = variant.split('@');
+  const env = { ...process.env, BENCH_VARIANT: name, BENCH_ADAPTER: adapter, ...(distPath ? { BENCH_DIST: distPath } : {}) };
+  const child = spawn(command, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise<number>((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => reject(new Error(`server ${variant}/${adapter} did not start: ${out}`)), 30_000);

@@ -1,5 +1,5 @@
 import { Module, type DynamicModule, type MiddlewareConsumer, type NestModule } from '@nestjs/common';
-import { APP_INTERCEPTOR, DiscoveryModule } from '@nestjs/core';
+import { APP_FILTER, DiscoveryModule } from '@nestjs/core';
 import { AUDIT_RESOLVED_OPTIONS } from './audit.constants.js';
 import {
   AUDIT_ASYNC_OPTIONS_TYPE,
@@ -10,9 +10,9 @@ import {
 import type { AuditModuleOptions } from './audit.options.js';
 import { resolveAuditOptions, type ResolvedAuditOptions } from './audit.options-schema.js';
 import { AuditService } from './audit.service.js';
+import { AuditExceptionObserver } from './capture/audit.exception-observer.js';
 import { AuditExplorer } from './capture/audit.explorer.js';
 import { AuditHttpCapture } from './capture/audit.http-capture.js';
-import { AuditInterceptor } from './capture/audit.interceptor.js';
 import { defaultActorResolver } from './context/request-context.js';
 import { AuditRecorder } from './event/audit.recorder.js';
 import { AuditTransport } from './transport/audit.transport.js';
@@ -52,7 +52,7 @@ import { BatchingAuditTransport } from './transport/batching.transport.js';
     AuditService,
     AuditExplorer,
     AuditHttpCapture,
-    { provide: APP_INTERCEPTOR, useClass: AuditInterceptor },
+    { provide: APP_FILTER, useClass: AuditExceptionObserver },
   ],
   exports: [AuditService, AuditTransport],
 })

@@ -12,8 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { from, mergeMap, type Observable } from 'rxjs';
 
-// The built package, as users run it (bench/run.mjs builds first).
-const dist = (path: string) => new URL(`../../dist/esm/${path}`, import.meta.url).href;
+// The built package, as users run it (bench/run.mjs builds first); BENCH_DIST points at another build to compare.
+const distRoot = process.env.BENCH_DIST ? new URL(`file://${process.env.BENCH_DIST.replace(/\/?$/, '/')}`) : new URL('../../dist/esm/', import.meta.url);
+const dist = (path: string) => new URL(path, distRoot).href;
 const audit = (await import(dist('index.js'))) as typeof import('../../lib/index.js');
 
 const variant = process.env.BENCH_VARIANT ?? 'bare';

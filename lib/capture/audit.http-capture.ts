@@ -1,10 +1,11 @@
-import { Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
-import { HttpAdapterHost } from '@nestjs/core';
+import { Inject, Injectable, Logger, UseFilters, type OnApplicationBootstrap } from '@nestjs/common';
+import { DiscoveryService, HttpAdapterHost } from '@nestjs/core';
 import { AUDIT_METADATA, AUDIT_RESOLVED_OPTIONS, SKIP_AUDIT_METADATA } from '../audit.constants.js';
 import type { ResolvedAuditOptions } from '../audit.options-schema.js';
 import { auditState, type AuditRouteInfo, type AuditStore } from '../context/audit.store.js';
 import { pathOf, requestIdFrom } from '../context/request-context.js';
 import { AuditRecorder } from '../event/audit.recorder.js';
+import { AuditExceptionObserver, isObserved } from './audit.exception-observer.js';
 
 /** Where the request's store hangs on the raw Node request. */
 export const STORE_KEY = Symbol.for('nestjs-audit:store');
@@ -45,6 +46,7 @@ export class AuditHttpCapture implements OnApplicationBootstrap {
     private readonly recorder: AuditRecorder,
     @Inject(AUDIT_RESOLVED_OPTIONS) private readonly options: ResolvedAuditOptions,
     private readonly adapterHost: HttpAdapterHost,
+    private readonly discovery: DiscoveryService,
   ) {}
 
   /** Installs the hooks on the app's HTTP adapter; must run before Nest registers routes. */
@@ -65,6 +67,7 @@ export class AuditHttpCapture implements OnApplicationBootstrap {
     }
     adapter[INSTALLED_KEY] = true;
     this.wrapRouteRegistration(adapter);
+    this.observeExceptions();
     // An instrumentation hook the app set before ours keeps running, after ours.
     const previous: RequestHook | undefined = adapter.onRequestHook;
     const instance = adapter.getInstance();
@@ -73,6 +76,20 @@ export class AuditHttpCapture implements OnApplicationBootstrap {
     this.installed = { adapter, hook, type };
     if (type === 'express') instance.use(reenterExpress);
     else instance.addHook('preValidation', reenterFastify);
+  }
+
+  /**
+   * Puts the exception observer among each controller's own filters, which Nest consults before any global
+   * filter: an app-wide catch-all set with `app.useGlobalFilters()` would otherwise take every exception
+   * before the observer (registered as a global filter too, for middleware and unknown routes) saw it.
+   * Only a filter on the handler itself is consulted earlier. The public `@UseFilters()`, applied now,
+   * before Nest builds the routes' exception handlers.
+   */
+  private observeExceptions(): void {
+    for (const wrapper of this.discovery.getControllers()) {
+      const controller = wrapper.metatype as Function | undefined;
+      if (typeof controller === 'function' && !isObserved(controller)) UseFilters(new AuditExceptionObserver())(controller);
+    }
   }
 
   /** The adapter's request hook is a single slot: say so loudly if something took it after us. */
