@@ -21,6 +21,7 @@ import type { AuditRedactionOptions } from './event/audit.redaction.js';
 import type { AuditSnapshotLimits } from './event/audit.snapshot.js';
 import { ConsoleAuditSink } from './sinks/console.sink.js';
 import type { AuditSink } from './sinks/audit.sink.js';
+import { SPOOL_DEFAULTS } from './transport/audit.spool.js';
 
 function IsFunctionValue(options?: ValidationOptions): PropertyDecorator {
   return ValidateBy(
@@ -356,6 +357,13 @@ export function resolveAuditOptions(
   const retry = input.retry as { initialDelay?: number; maxDelay?: number } | undefined;
   if (retry && typeof retry.initialDelay === 'number' && typeof retry.maxDelay === 'number' && retry.maxDelay < retry.initialDelay) {
     issues.push(`retry.maxDelay: must be at least retry.initialDelay (${retry.initialDelay}), got ${retry.maxDelay}`);
+  }
+  const spool = input.spool as { maxBytes?: unknown; segmentBytes?: unknown } | undefined;
+  if (isPlainObject(spool) && typeof spool.segmentBytes === 'number') {
+    const maxBytes = typeof spool.maxBytes === 'number' ? spool.maxBytes : SPOOL_DEFAULTS.maxBytes;
+    if (spool.segmentBytes > maxBytes) {
+      issues.push(`spool.segmentBytes: must be at most spool.maxBytes (${maxBytes}): a segment is deleted only once all of it is delivered, got ${spool.segmentBytes}`);
+    }
   }
   if (input.overflow === 'spool' && input.spool === undefined) {
     issues.push("overflow: 'spool' needs the spool option ({ dir }), got no spool");
