@@ -83,13 +83,20 @@ interface Entry {
 interface Batch {
   entries: Entry[];
   bytes: number;
+  /** Per sink, how far it got: what is settled when shutdown gives up on the rest keeps its real outcome. */
+  progress: SinkProgress[];
   /** Shutdown gave up on it and accounted for it: whatever the sink answers later changes nothing. */
   abandoned: boolean;
 }
 
-interface Outcome {
-  deadLettered: AuditEvent[];
-  lost: AuditEvent[];
+/**
+ * One sink's progress through one batch. A sink settles a batch's events in order (a 413 writes the first
+ * half before the second), so what it settled is a prefix of the batch.
+ */
+interface SinkProgress {
+  settled: number;
+  deadLettered: Set<AuditEvent>;
+  lost: Set<AuditEvent>;
 }
 
 interface FlushWaiter {
@@ -343,7 +350,11 @@ export class BatchingAuditTransport extends AuditTransport {
     const entries: Entry[] = [];
     for (const batch of this.inFlight) {
       batch.abandoned = true;
-      entries.push(...batch.entries);
+      // What every sink has settled keeps its outcome (delivered, dead-lettered); only the rest is given up on.
+      let settled = batch.entries.length;
+      for (const progress of batch.progress) settled = Math.min(settled, progress.settled);
+      this.count(batch, batch.entries.slice(0, settled));
+      entries.push(...batch.entries.slice(settled));
     }
     this.inFlight.clear();
     this.inFlightEvents = 0;
@@ -428,12 +439,13 @@ export class BatchingAuditTransport extends AuditTransport {
   private startBatch(entries: Entry[]): void {
     let bytes = 0;
     for (const entry of entries) bytes += entry.bytes;
-    const batch: Batch = { entries, bytes, abandoned: false };
+    const progress = this.sinks.map(() => ({ settled: 0, deadLettered: new Set<AuditEvent>(), lost: new Set<AuditEvent>() }));
+    const batch: Batch = { entries, bytes, progress, abandoned: false };
     this.inFlight.add(batch);
     this.inFlightEvents += entries.length;
     this.inFlightBytes += bytes;
     this.deliver(batch).then(
-      (outcome) => this.settle(batch, outcome),
+      () => this.settle(batch),
       (error: unknown) => {
         if (error !== ABORTED) this.logger.error('deliver', MESSAGES.callbackFailed('Delivering a batch', this.describe(error)));
       },
@@ -441,19 +453,34 @@ export class BatchingAuditTransport extends AuditTransport {
   }
 
   /** A batch is done: counts its outcome, frees its room, acknowledges it in the spool. */
-  private settle(batch: Batch, outcome: Outcome): void {
+  private settle(batch: Batch): void {
     if (batch.abandoned) return;
     const { entries, bytes } = batch;
     this.inFlight.delete(batch);
     this.inFlightEvents -= entries.length;
     this.inFlightBytes -= bytes;
-    this.deadLettered += outcome.deadLettered.length;
-    this.delivered += entries.length - outcome.deadLettered.length - outcome.lost.length;
-    if (outcome.lost.length > 0) this.drop('dead_letter_failed', outcome.lost);
+    this.count(batch, entries);
     this.lastFlushAt = Date.now();
+    this.pump();
+  }
+
+  /**
+   * Counts the outcome of `entries`, a prefix of `batch` that every sink has settled: lost if a sink lost an
+   * event (its dead-letter handler failed), dead-lettered if a sink dead-lettered it, else delivered.
+   */
+  private count(batch: Batch, entries: Entry[]): void {
+    if (entries.length === 0) return;
+    let deadLettered = 0;
+    let lost: AuditEvent[] | undefined;
+    for (const { event } of entries) {
+      if (batch.progress.some((p) => p.lost.has(event))) (lost ??= []).push(event);
+      else if (batch.progress.some((p) => p.deadLettered.has(event))) deadLettered++;
+    }
+    this.deadLettered += deadLettered;
+    this.delivered += entries.length - deadLettered - (lost?.length ?? 0);
+    if (lost) this.drop('dead_letter_failed', lost);
     this.settleEntries(entries);
     if (this.spool) this.spool.ack(entries.map((entry) => entry.position!));
-    this.pump();
   }
 
   /** Marks entries settled, as runs of consecutive sequence numbers (a corrupt spool line can leave a gap). */
@@ -528,20 +555,13 @@ export class BatchingAuditTransport extends AuditTransport {
   }
 
   /** Writes one batch to every sink, each with its own retries. */
-  private async deliver(batch: Batch): Promise<Outcome> {
+  private async deliver(batch: Batch): Promise<void> {
     const events = batch.entries.map((entry) => entry.event);
-    const outcomes = await Promise.all(this.sinks.map((state) => this.deliverTo(state, events)));
-    if (outcomes.length === 1) return outcomes[0];
-    // An event is lost if one sink lost it, dead-lettered if one sink dead-lettered it (and none lost it).
-    const lost = new Set<AuditEvent>();
-    const deadLettered = new Set<AuditEvent>();
-    for (const outcome of outcomes) for (const event of outcome.lost) lost.add(event);
-    for (const outcome of outcomes) for (const event of outcome.deadLettered) if (!lost.has(event)) deadLettered.add(event);
-    return { deadLettered: [...deadLettered], lost: [...lost] };
+    await Promise.all(this.sinks.map((state, i) => this.deliverTo(state, events, batch.progress[i])));
   }
 
-  /** One sink, one batch: retries, splits on 413, dead-letters what cannot be written. */
-  private async deliverTo(state: SinkState, events: AuditEvent[]): Promise<Outcome> {
+  /** One sink, one batch (or a part of it, after a 413): retries, splits, dead-letters what cannot be written. */
+  private async deliverTo(state: SinkState, events: AuditEvent[], progress: SinkProgress): Promise<void> {
     const started = Date.now();
     for (let attempt = 1; ; attempt++) {
       if (this.aborted) throw ABORTED;
@@ -550,9 +570,10 @@ export class BatchingAuditTransport extends AuditTransport {
         await this.attempt(state.sink, events);
         if (this.aborted) throw ABORTED;
         state.delivered += events.length;
+        progress.settled += events.length;
         if (this.sinks.every((s) => s.lastError === undefined || s === state)) this.failingSince = undefined;
         state.lastError = undefined;
-        return { deadLettered: [], lost: [] };
+        return;
       } catch (caught) {
         if (caught === ABORTED) throw caught;
         error = caught;
@@ -572,14 +593,17 @@ export class BatchingAuditTransport extends AuditTransport {
       this.recordFailure(state, error, { sink: state.name, events: events.length, attempt, next });
       if (next === 'split') {
         const middle = Math.ceil(events.length / 2);
-        const first = await this.deliverTo(state, events.slice(0, middle));
-        const second = await this.deliverTo(state, events.slice(middle));
-        return { deadLettered: [...first.deadLettered, ...second.deadLettered], lost: [...first.lost, ...second.lost] };
+        await this.deliverTo(state, events.slice(0, middle), progress);
+        await this.deliverTo(state, events.slice(middle), progress);
+        return;
       }
       if (next === 'dead-letter') {
         const waitTooLong = retryAfterMs !== undefined && elapsed + delay > this.retry.maxElapsed ? retryAfterMs : undefined;
         const reason = kind === 'transient' ? new GaveUpError(attempt, elapsed, error, this.describe(error), waitTooLong) : error;
-        return (await this.deadLetter(events, reason, state.name)) ? { deadLettered: events, lost: [] } : { deadLettered: [], lost: events };
+        const taken = await this.deadLetter(events, reason, state.name);
+        for (const event of events) (taken ? progress.deadLettered : progress.lost).add(event);
+        progress.settled += events.length;
+        return;
       }
       this.retries++;
       await this.sleep(delay);
