@@ -429,7 +429,8 @@ function nested(input: Record<string, unknown>, name: string, Schema: new () => 
   return issues.concat(collect(validateSync(Object.assign(new Schema(), value)), value, `${name}.`));
 }
 
-const SCHEMA_KEYS = [
+/** Every option `AuditModule` knows (the README's options table lists each, with its default). */
+export const SCHEMA_KEYS = [
   'maxQueueBytes',
   'overflow',
   'retry',
