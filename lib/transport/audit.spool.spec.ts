@@ -313,6 +313,14 @@ describe('BatchingAuditTransport with a spool', () => {
     await second.close();
   });
 
+  it('never throws from send() on an event it cannot serialize (not one AuditModule made): it is dropped and counted', async () => {
+    const transport = make({ sink: new RecordingSink(), spool: { dir } });
+    const odd = { ...event(1), metadata: { big: 10n } } as unknown as AuditEvent;
+    expect(() => transport.send(odd)).not.toThrow();
+    expect(transport.stats()).toMatchObject({ enqueued: 1, dropped: 1, droppedByReason: { corrupt: 1 } });
+    await transport.close();
+  });
+
   it("drops and counts what exceeds the spool's maxBytes", async () => {
     const transport = make({ sink: hungSink(), spool: { dir, maxBytes: 65_536 } });
     for (let i = 0; i < 200; i++) transport.send(event(i, 1000));

@@ -9,7 +9,7 @@ import { AuditRedactor } from '../event/audit.redaction.js';
 import type { AuditSink } from '../sinks/audit.sink.js';
 import { toJsonLine } from '../sinks/event-line.js';
 import { SettledSequence } from './audit.sequence.js';
-import { AuditSpool, type AuditSpoolOptions, type SpoolPosition } from './audit.spool.js';
+import { AuditSpool, type AuditSpoolOptions, type SpoolLine, type SpoolPosition } from './audit.spool.js';
 import { backoffDelay, classifyFailure, RETRY_DEFAULTS, type AuditRetryOptions } from './audit.retry.js';
 import { AuditTransport, type AuditTransportStats } from './audit.transport.js';
 
@@ -247,7 +247,17 @@ export class BatchingAuditTransport extends AuditTransport {
     }
     const spool = this.spool;
     // With a spool the line is serialized anyway: its length is the event's exact size.
-    const line = spool?.encode(event);
+    let line: SpoolLine | undefined;
+    if (spool) {
+      try {
+        line = spool.encode(event);
+      } catch (error) {
+        // Only an event not made by AuditModule can get here (a BigInt, a cycle): no sink could take it either.
+        this.logger.error('spool-encode', MESSAGES.callbackFailed('Serializing an event for the audit spool', this.describe(error)));
+        this.drop('corrupt', [event]);
+        return;
+      }
+    }
     const bytes = line ? line.bytes : eventSize(event);
     if (bytes > this.maxQueueBytes) {
       this.drop('queue_full', [event]); // could never be held in memory, nor read back into it
