@@ -52,3 +52,22 @@ export class AuditConfigurationError extends AuditError {
 export class AuditContextError extends AuditError {
   override name = 'AuditContextError';
 }
+
+/**
+ * The spool folder is in use by another running spool (another process, or
+ * another transport in this one): two writers would interleave segments and
+ * both replay them. Thrown when the transport is created, so bootstrap fails.
+ *
+ * @publicApi
+ */
+export class AuditSpoolLockedError extends AuditError {
+  override name = 'AuditSpoolLockedError';
+
+  constructor(
+    readonly dir: string,
+    readonly holderPid: number | undefined,
+    sameProcess: boolean,
+  ) {
+    super(MESSAGES.spoolLocked(dir, holderPid, sameProcess));
+  }
+}

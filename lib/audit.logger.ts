@@ -2,11 +2,22 @@ import { Logger } from '@nestjs/common';
 
 /**
  * Nest's Logger behind a per-key rate limit: an outage yields one warning
- * per interval with a count of what was held back, never one per event.
+ * per cause per interval with a count of what was held back, never one per
+ * event. The `logger` option of {@link BatchingAuditTransport} takes one, to
+ * send its warnings elsewhere or to change the interval.
+ *
+ * @example
+ * new BatchingAuditTransport({ sink, logger: new RateLimitedLogger(new Logger('audit'), 60_000) })
+ *
+ * @publicApi
  */
 export class RateLimitedLogger {
   private readonly last = new Map<string, { at: number; suppressed: number }>();
 
+  /**
+   * @param logger where lines go (default: Nest's `Logger` with context `nestjs-audit`)
+   * @param intervalMs at most one line per cause in this many ms (default 10 000; 0 writes every line)
+   */
   constructor(
     readonly logger: Pick<Logger, 'warn' | 'error'> = new Logger('nestjs-audit'),
     private readonly intervalMs = 10_000,

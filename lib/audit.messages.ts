@@ -25,6 +25,15 @@ export const MESSAGES = {
   shutdownSpooled: (pending: number, timeout: number, dir: string) =>
     `Audit transport could not deliver ${pending} event(s) within shutdownTimeout (${timeout} ms); ` +
     `they stay in the spool (${dir}) and are delivered at the next start.`,
+  spoolLocked: (dir: string, pid: number | undefined, sameProcess: boolean) =>
+    `The audit spool folder ${dir} is in use by ${sameProcess ? 'another transport of this process' : pid === undefined ? 'another process' : `process ${pid}`} (see spool.lock in it).\n` +
+    `Potential solutions:\n  - Give each process (each app, each worker) its own spool.dir.\n` +
+    `  - Close the other transport first (app.close()), or stop the other process.\n` +
+    `  - If no such process runs, delete ${dir}/spool.lock.`,
+  spoolRecovered: (pending: number, dir: string) =>
+    `Audit spool: ${pending} event(s) from an earlier run, found in ${dir}, will be delivered.`,
+  spoolCloseTimedOut: (dir: string) =>
+    `Audit spool (${dir}) did not finish writing within shutdownTimeout; events appended last may be missing from it at the next start.`,
   shutdownTimeout: (pending: number, timeout: number) =>
     `Audit transport could not deliver ${pending} event(s) within shutdownTimeout (${timeout} ms); they are lost.`,
   unrouted: (action: string) =>

@@ -15,6 +15,7 @@ import { AuditExplorer } from './capture/audit.explorer.js';
 import { AuditHttpCapture } from './capture/audit.http-capture.js';
 import { defaultActorResolver } from './context/request-context.js';
 import { AuditRecorder } from './event/audit.recorder.js';
+import { AuditRedactor } from './event/audit.redaction.js';
 import { AuditTransport } from './transport/audit.transport.js';
 import { BatchingAuditTransport } from './transport/batching.transport.js';
 
@@ -37,15 +38,19 @@ import { BatchingAuditTransport } from './transport/batching.transport.js';
     },
     {
       provide: AuditTransport,
-      useFactory: (options: ResolvedAuditOptions) =>
-        new BatchingAuditTransport({
+      useFactory: (options: ResolvedAuditOptions) => {
+        // Sink errors can quote what they were sent or their credentials: scrubbed by the app's rules before they are logged.
+        const redactor = new AuditRedactor(options.redaction);
+        return new BatchingAuditTransport({
           sink: options.sinks,
           flushInterval: options.flushInterval,
           maxBatchSize: options.maxBatchSize,
           maxQueueSize: options.maxQueueSize,
           shutdownTimeout: options.shutdownTimeout,
+          scrub: (text) => redactor.scrub(text),
           ...options.delivery,
-        }),
+        });
+      },
       inject: [AUDIT_RESOLVED_OPTIONS],
     },
     AuditRecorder,

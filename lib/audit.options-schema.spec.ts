@@ -66,6 +66,14 @@ describe('resolveAuditOptions', () => {
     expect(resolve({ http: false }).http).toBe(false);
   });
 
+  it('refuses a spool segment larger than the spool, which could never be reclaimed', () => {
+    expect(issuesOf({ spool: { dir: '/tmp/x', maxBytes: 1_048_576, segmentBytes: 8_388_608 } })).toEqual([
+      expect.stringMatching(/^spool\.segmentBytes: must be at most spool\.maxBytes \(1048576\).*got 8388608$/),
+    ]);
+    expect(issuesOf({ spool: { dir: '/tmp/x', segmentBytes: 2 * 1024 ** 3 } })).toEqual([expect.stringMatching(/^spool\.segmentBytes: must be at most spool\.maxBytes \(1073741824\)/)]);
+    expect(resolve({ spool: { dir: '/tmp/x', maxBytes: 1_048_576 } }).delivery.spool).toEqual({ dir: '/tmp/x', maxBytes: 1_048_576 });
+  });
+
   it('puts the fix in the message', () => {
     expect(() => resolve({ maxBatchSize: 0 })).toThrow(/Invalid AuditModule options:\n {2}- maxBatchSize: must be at least 1, got 0\nPotential solutions:/);
   });

@@ -21,6 +21,7 @@ import type { AuditRedactionOptions } from './event/audit.redaction.js';
 import type { AuditSnapshotLimits } from './event/audit.snapshot.js';
 import { ConsoleAuditSink } from './sinks/console.sink.js';
 import type { AuditSink } from './sinks/audit.sink.js';
+import { SPOOL_DEFAULTS } from './transport/audit.spool.js';
 
 function IsFunctionValue(options?: ValidationOptions): PropertyDecorator {
   return ValidateBy(
@@ -357,6 +358,13 @@ export function resolveAuditOptions(
   if (retry && typeof retry.initialDelay === 'number' && typeof retry.maxDelay === 'number' && retry.maxDelay < retry.initialDelay) {
     issues.push(`retry.maxDelay: must be at least retry.initialDelay (${retry.initialDelay}), got ${retry.maxDelay}`);
   }
+  const spool = input.spool as { maxBytes?: unknown; segmentBytes?: unknown } | undefined;
+  if (isPlainObject(spool) && typeof spool.segmentBytes === 'number') {
+    const maxBytes = typeof spool.maxBytes === 'number' ? spool.maxBytes : SPOOL_DEFAULTS.maxBytes;
+    if (spool.segmentBytes > maxBytes) {
+      issues.push(`spool.segmentBytes: must be at most spool.maxBytes (${maxBytes}): a segment is deleted only once all of it is delivered, got ${spool.segmentBytes}`);
+    }
+  }
   if (input.overflow === 'spool' && input.spool === undefined) {
     issues.push("overflow: 'spool' needs the spool option ({ dir }), got no spool");
   }
@@ -421,7 +429,8 @@ function nested(input: Record<string, unknown>, name: string, Schema: new () => 
   return issues.concat(collect(validateSync(Object.assign(new Schema(), value)), value, `${name}.`));
 }
 
-const SCHEMA_KEYS = [
+/** Every option `AuditModule` knows (the README's options table lists each, with its default). */
+export const SCHEMA_KEYS = [
   'maxQueueBytes',
   'overflow',
   'retry',

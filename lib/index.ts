@@ -9,7 +9,8 @@ export {
   type AuditRequestContextResolver,
 } from './audit.options.js';
 export { AuditService, type AuditStats } from './audit.service.js';
-export { AuditConfigurationError, AuditContextError, AuditError, AuditValidationError } from './audit.errors.js';
+export { AuditConfigurationError, AuditContextError, AuditError, AuditSpoolLockedError, AuditValidationError } from './audit.errors.js';
+export { RateLimitedLogger } from './audit.logger.js';
 export { Audit, SkipAudit } from './decorators/index.js';
 export { AuditContext, type AuditContextValues } from './context/audit.context.js';
 export type { AuditCallInfo, AuditMethodDiffOptions, AuditMethodOptions } from './context/audit.store.js';

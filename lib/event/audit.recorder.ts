@@ -331,7 +331,8 @@ export class AuditRecorder implements AuditEventTarget, OnApplicationShutdown {
   }
 
   private send(event: AuditEvent): void {
-    rememberEventSize(event, this.lastMetadataBytes);
+    // Pseudonyms change the sizes the snapshot measured: such events are measured by the transport instead.
+    if (!this.pseudonymizer) rememberEventSize(event, this.lastMetadataBytes);
     try {
       this.pseudonymizer?.apply(event);
     } catch (error) {

@@ -14,9 +14,19 @@ function escapeChar(char: string): string {
  * or reorder the text.
  */
 export function toEventLine(event: AuditEvent): string {
-  const json = JSON.stringify(event);
+  return toJsonLine(event);
+}
+
+/** Any JSON value as one line-safe line (the dead-letter file's records too). */
+export function toJsonLine(value: unknown): string {
+  return `${toLineSafeJson(value)}\n`;
+}
+
+/** `JSON.stringify`, with the characters that break or reorder a line escaped; no trailing `\n`. */
+export function toLineSafeJson(value: unknown): string {
+  const json = JSON.stringify(value);
   LINE_BREAKING.lastIndex = 0;
-  return (LINE_BREAKING.test(json) ? json.replace(LINE_BREAKING, escapeChar) : json) + '\n';
+  return LINE_BREAKING.test(json) ? json.replace(LINE_BREAKING, escapeChar) : json;
 }
 
 /** A batch as JSON lines. */

@@ -94,6 +94,34 @@ describe('HttpAuditSink against a real collector on 127.0.0.1', () => {
     await sink.close();
   });
 
+  it('rejects when the connection resets after a 200 and part of the body: the batch was not acknowledged', async () => {
+    answer = (res) => {
+      res.writeHead(200, { 'content-length': '100' });
+      res.write('{"accepted":');
+      setTimeout(() => res.socket?.destroy(), 20);
+    };
+    const sink = new HttpAuditSink({ url, timeoutMs: 5000 });
+    const started = Date.now();
+    const error = await sink.write([event(1)]).then(() => 'resolved', (e: unknown) => e);
+    await sink.close();
+    expect(error).toBeInstanceOf(AuditSinkError);
+    expect(String((error as Error).message)).toMatch(/closed the connection before its answer \(200\) was complete/);
+    // Settled by the reset itself, long before the timeout.
+    expect(Date.now() - started).toBeLessThan(2500);
+  });
+
+  it('rejects within timeoutMs when the body of the answer stalls after the headers', async () => {
+    answer = (res) => {
+      res.writeHead(200, { 'content-length': '100' });
+      res.write('partial');
+    };
+    const sink = new HttpAuditSink({ url, timeoutMs: 200 });
+    const started = Date.now();
+    await expect(sink.write([event(1)])).rejects.toThrow(/within 200 ms/);
+    expect(Date.now() - started).toBeLessThan(2000);
+    await sink.close();
+  });
+
   it('rejects when the connection is refused', async () => {
     const closed = createServer();
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));

@@ -52,6 +52,18 @@ export class HttpAuditSink implements AuditSink {
     if (events.length === 0) return Promise.resolve();
     const body = Buffer.from(JSON.stringify({ events }), 'utf8');
     return new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const finish = (error?: AuditSinkError) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (error) {
+          request.destroy();
+          reject(error);
+        } else {
+          resolve();
+        }
+      };
       const request = this.client.request(this.url, {
         method: 'POST',
         agent: this.agent,
@@ -62,30 +74,38 @@ export class HttpAuditSink implements AuditSink {
           'idempotency-key': batchKey(events),
         },
       });
+      // The whole exchange, the answer's body included: a collector that stalls or resets after the headers
+      // fails the batch too (it is retried; the Idempotency-Key lets the collector drop a repeat).
       const timer = setTimeout(() => {
-        request.destroy(new AuditSinkError(`HttpAuditSink: no answer from ${this.url.origin} within ${this.timeoutMs} ms`));
+        finish(new AuditSinkError(`HttpAuditSink: no complete answer from ${this.url.origin} within ${this.timeoutMs} ms`));
       }, this.timeoutMs);
       timer.unref();
-      request.on('error', (error) => {
-        clearTimeout(timer);
-        reject(error instanceof AuditSinkError ? error : new AuditSinkError(`HttpAuditSink: ${error.message}`, undefined, undefined, { cause: error }));
-      });
+      request.on('error', (error) => finish(this.networkError(error)));
       request.on('response', (response) => {
-        response.resume();
-        response.on('error', () => undefined);
+        const status = response.statusCode ?? 0;
+        const cutShort = () =>
+          finish(new AuditSinkError(`HttpAuditSink: ${this.url.origin} closed the connection before its answer (${status}) was complete`, undefined));
+        response.on('error', (error) => finish(this.networkError(error)));
+        response.on('aborted', cutShort);
+        response.on('close', () => {
+          if (!response.complete) cutShort();
+        });
         response.on('end', () => {
-          clearTimeout(timer);
-          const status = response.statusCode ?? 0;
           if (status >= 200 && status < 300) {
-            resolve();
+            finish();
           } else {
             const retryAfter = parseRetryAfter(response.headers['retry-after']);
-            reject(new AuditSinkError(`HttpAuditSink: ${this.url.origin} answered ${status}`, status, retryAfter));
+            finish(new AuditSinkError(`HttpAuditSink: ${this.url.origin} answered ${status}`, status, retryAfter));
           }
         });
+        response.resume();
       });
       request.end(body);
     });
+  }
+
+  private networkError(error: Error): AuditSinkError {
+    return error instanceof AuditSinkError ? error : new AuditSinkError(`HttpAuditSink: ${error.message}`, undefined, undefined, { cause: error });
   }
 
   async close(): Promise<void> {

@@ -8,15 +8,16 @@ import {
   read,
   readdirSync,
   readFileSync,
-  statSync,
   truncateSync,
   unlinkSync,
   write,
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
 import type { AuditEvent } from '../event/audit-event.interface.js';
-import { toEventLine } from '../sinks/event-line.js';
+import { toLineSafeJson } from '../sinks/event-line.js';
+import { acquireSpoolLock, type SpoolLock } from './audit.spool-lock.js';
 
 /**
  * The `spool` option: a write-ahead log of queued events on disk.
@@ -24,15 +25,18 @@ import { toEventLine } from '../sinks/event-line.js';
  * @publicApi
  */
 export interface AuditSpoolOptions {
-  /** The folder of the segment files (created when missing). One folder per process. */
+  /** The folder of the segment files (created when missing). One process at a time: it is locked. */
   dir: string;
   /** How often (ms) the spool is fsync'ed, so written events survive a power loss too. Default 1000. */
   fsyncInterval?: number;
   /** Most bytes on disk; beyond it new events are dropped and counted (`spool_full`). Default 1 GiB. */
   maxBytes?: number;
-  /** Size (bytes) at which a segment is closed and a new one started. Default 8 MiB. */
+  /** Size (bytes) at which a segment is closed and a new one started; at most `maxBytes`. Default 8 MiB, or `maxBytes` / 4 when smaller. */
   segmentBytes?: number;
 }
+
+/** The defaults of the spool's options. */
+export const SPOOL_DEFAULTS = Object.freeze({ fsyncInterval: 1000, maxBytes: 1024 * 1024 * 1024, segmentBytes: 8 * 1024 * 1024 });
 
 /** Where an event lives in the spool. */
 export interface SpoolPosition {
@@ -60,14 +64,28 @@ export interface Segment {
   sealed: boolean;
 }
 
-/** A line read back from the spool; `event` is undefined for a line that does not parse. */
+/** An event serialized as a spool line. */
+export interface SpoolLine {
+  text: string;
+  /** UTF-8 bytes of `text`. */
+  bytes: number;
+}
+
+/** A line read back from the spool; `event` is undefined for a line that is damaged. */
 export interface SpooledEvent {
   event: AuditEvent | undefined;
   position: SpoolPosition;
+  /** The line's size on disk, which is the event's serialized size. */
+  bytes: number;
 }
 
 const SEGMENT = /^seg-(\d{12})\.jsonl$/;
-const READ_CHUNK = 4 * 1024 * 1024;
+const NEWLINE = 0x0a;
+// A line is `{"crc":"<8 hex>","event":<event JSON>}`: JSON still (jq '.event' reads it), and the checksum of
+// the event's exact bytes catches any change inside it, a string's content included.
+const LINE_HEAD = '{"crc":"';
+const LINE_MIDDLE = '","event":';
+const EVENT_START = LINE_HEAD.length + 8 + LINE_MIDDLE.length;
 
 /**
  * Segment files of JSON lines, one event per line, appended in order and
@@ -77,12 +95,17 @@ const READ_CHUNK = 4 * 1024 * 1024;
  * at most that long). Acknowledgements are a line count per segment, saved
  * with each fsync; after a crash, delivery resumes after the last saved count,
  * so an event can be delivered twice (sinks de-duplicate by id) but is never
- * skipped. A torn tail or a line that does not parse is skipped with a warning.
+ * skipped. Each line carries a CRC-32 of its event: a torn tail or a damaged
+ * line is skipped with a warning and counted, never a crash. The folder is
+ * locked (`spool.lock`, holding the pid) while a spool has it open.
  */
 export class AuditSpool {
   readonly dir: string;
   readonly maxBytes: number;
   private readonly segmentBytes: number;
+  /** A fully acknowledged active segment at least this large is replaced at once, so acknowledged bytes never fill the spool. */
+  private readonly compactBytes: number;
+  private readonly readChunkBytes: number;
   private readonly segments: Segment[] = [];
   private active: Segment;
   private activeFd: number;
@@ -93,23 +116,39 @@ export class AuditSpool {
   private readonly fsyncTimer: NodeJS.Timeout;
   private totalBytes = 0;
   private closed = false;
+  private readonly lock: SpoolLock;
   /** The next event to read back (on disk only): after a restart, or what did not fit in memory. */
   private cursor: { segment: Segment; line: number; offset: number } | undefined;
-  /** Events found on disk at start that were never acknowledged, and lines skipped as corrupt. */
-  readonly recovered = { pending: 0, corrupt: 0 };
+  /** Found at start: events never acknowledged (to deliver), and half-written tails (lost, one event each). */
+  readonly recovered = { pending: 0, torn: 0 };
 
   constructor(
     options: AuditSpoolOptions,
     private readonly warn: (message: string) => void,
+    /** Bytes read at a time when reading back (tests make it small). */
+    readChunkBytes = 4 * 1024 * 1024,
   ) {
     this.dir = options.dir;
-    this.maxBytes = options.maxBytes ?? 1024 * 1024 * 1024;
-    this.segmentBytes = options.segmentBytes ?? 8 * 1024 * 1024;
+    this.maxBytes = options.maxBytes ?? SPOOL_DEFAULTS.maxBytes;
+    if (options.segmentBytes !== undefined && options.segmentBytes > this.maxBytes) {
+      throw new TypeError(
+        `AuditSpool: segmentBytes (${options.segmentBytes}) must be at most maxBytes (${this.maxBytes}); a segment is deleted only once all of it is acknowledged, so a larger one could never fit.`,
+      );
+    }
+    this.segmentBytes = options.segmentBytes ?? Math.min(SPOOL_DEFAULTS.segmentBytes, Math.floor(this.maxBytes / 4));
+    this.compactBytes = Math.min(this.segmentBytes, Math.max(4096, Math.floor(this.maxBytes / 64)));
+    this.readChunkBytes = readChunkBytes;
     mkdirSync(this.dir, { recursive: true });
-    this.recover();
-    this.active = this.newSegment((this.segments.at(-1)?.seq ?? 0) + 1);
-    this.activeFd = openSync(this.active.path, 'a', 0o600);
-    this.fsyncTimer = setInterval(() => this.sync(), options.fsyncInterval ?? 1000);
+    this.lock = acquireSpoolLock(this.dir);
+    try {
+      this.recover();
+      this.active = this.newSegment((this.segments.at(-1)?.seq ?? 0) + 1);
+      this.activeFd = openSync(this.active.path, 'a', 0o600);
+    } catch (error) {
+      this.lock.release();
+      throw error;
+    }
+    this.fsyncTimer = setInterval(() => this.sync(), options.fsyncInterval ?? SPOOL_DEFAULTS.fsyncInterval);
     this.fsyncTimer.unref();
   }
 
@@ -123,22 +162,30 @@ export class AuditSpool {
     return this.cursor !== undefined;
   }
 
-  /** Appends an event; it reaches the file on the next turn of the loop. */
-  append(event: AuditEvent): SpoolPosition {
-    const line = toEventLine(event);
-    const bytes = Buffer.byteLength(line);
+  /** The line for an event: its JSON (line-safe) wrapped with the CRC-32 of its bytes. */
+  encode(event: AuditEvent): SpoolLine {
+    const json = toLineSafeJson(event);
+    const crc = crc32(json).toString(16).padStart(8, '0');
+    const text = `${LINE_HEAD}${crc}${LINE_MIDDLE}${json}}\n`;
+    return { text, bytes: Buffer.byteLength(text) };
+  }
+
+  /** Appends a line made by `encode()`; it reaches the file on the next turn of the loop. */
+  append(line: SpoolLine): SpoolPosition {
     const segment = this.active;
     const position: SpoolPosition = { segment, line: segment.lines, offset: segment.bytes };
     segment.lines++;
-    segment.bytes += bytes;
-    this.totalBytes += bytes;
-    this.buffer.push(line);
+    segment.bytes += line.bytes;
+    this.totalBytes += line.bytes;
+    this.buffer.push(line.text);
     this.scheduleWrite();
     return position;
   }
 
-  /** Whether an event of `bytes` more fits within `maxBytes`. */
+  /** Whether a line of `bytes` more fits within `maxBytes`. */
   fits(bytes: number): boolean {
+    if (this.totalBytes + bytes <= this.maxBytes) return true;
+    this.compact(0);
     return this.totalBytes + bytes <= this.maxBytes;
   }
 
@@ -147,28 +194,50 @@ export class AuditSpool {
     this.cursor ??= { segment: position.segment, line: position.line, offset: position.offset };
   }
 
-  /** Reads back up to `max` disk-only events, in order. */
-  async readBack(max: number): Promise<SpooledEvent[]> {
+  /**
+   * Reads back up to `max` disk-only events, in order, and no more than `maxBytes` of them (at least one
+   * when `atLeastOne`). Positions are byte offsets in the file, so a damaged byte cannot shift later lines.
+   */
+  async readBack(max: number, maxBytes: number = Number.POSITIVE_INFINITY, atLeastOne = true): Promise<SpooledEvent[]> {
     const out: SpooledEvent[] = [];
+    let budget = maxBytes;
     this.skipReadSegments();
+    let chunkBytes = this.readChunkBytes;
     while (out.length < max && this.cursor) {
       const cursor = this.cursor;
       if (cursor.offset >= cursor.segment.written) await this.flushWrites();
-      const text = await readChunk(cursor.segment.path, cursor.offset, Math.min(READ_CHUNK, cursor.segment.written - cursor.offset));
+      const available = cursor.segment.written - cursor.offset;
+      const chunk = await readChunk(cursor.segment.path, cursor.offset, Math.min(chunkBytes, available));
       let start = 0;
+      let full = false;
       while (out.length < max && cursor.line < cursor.segment.lines) {
-        const end = text.indexOf('\n', start);
+        const end = chunk.indexOf(NEWLINE, start);
         if (end === -1) break;
-        out.push({ event: parseLine(text.slice(start, end)), position: { segment: cursor.segment, line: cursor.line, offset: cursor.offset } });
-        cursor.offset += Buffer.byteLength(text.slice(start, end + 1));
+        const bytes = end + 1 - start;
+        if (bytes > budget && !(atLeastOne && out.length === 0)) {
+          full = true;
+          break;
+        }
+        budget -= bytes;
+        out.push({ event: decodeLine(chunk, start, end), position: { segment: cursor.segment, line: cursor.line, offset: cursor.offset }, bytes });
+        cursor.offset += bytes;
         cursor.line++;
         start = end + 1;
       }
+      if (full) break;
       if (start === 0 && out.length < max && cursor.line < cursor.segment.lines) {
+        if (chunk.length < available) {
+          chunkBytes = Math.min(chunkBytes * 2, available); // one line longer than a chunk: read more at once
+          continue;
+        }
+        // The file holds fewer whole lines than were appended to it (changed under us): the rest is unreadable.
         this.warn(`Audit spool: ${cursor.segment.path} could not be read at line ${cursor.line}; the rest of it is skipped.`);
-        this.recovered.corrupt += cursor.segment.lines - cursor.line;
-        cursor.line = cursor.segment.lines;
+        while (cursor.line < cursor.segment.lines) {
+          out.push({ event: undefined, position: { segment: cursor.segment, line: cursor.line, offset: -1 }, bytes: 0 });
+          cursor.line++;
+        }
       }
+      chunkBytes = this.readChunkBytes;
       this.skipReadSegments();
     }
     return out;
@@ -184,6 +253,7 @@ export class AuditSpool {
 
   /** Marks events settled (delivered, dead-lettered or dropped); fully settled segments are deleted. */
   ack(positions: readonly SpoolPosition[]): void {
+    if (this.closed) return;
     for (const { segment, line } of positions) {
       if (line === segment.acked) {
         segment.acked++;
@@ -193,6 +263,7 @@ export class AuditSpool {
       }
     }
     this.release();
+    this.compact(this.compactBytes);
   }
 
   /** Waits until every append so far is in the file. */
@@ -202,22 +273,29 @@ export class AuditSpool {
     }
   }
 
-  /** Writes what is buffered, saves acknowledgements, fsyncs and closes. */
+  /** Writes what is buffered, saves acknowledgements, fsyncs and closes; removes what is all acknowledged, and the lock. */
   async close(): Promise<void> {
     if (this.closed) return;
-    this.closed = true;
     clearInterval(this.fsyncTimer);
-    await this.flushWrites();
-    this.persistAcks();
     try {
-      fsyncSync(this.activeFd);
-    } catch {
-      // best effort: the data is written
-    }
-    closeSync(this.activeFd);
-    if (this.active.lines === 0) {
-      this.deleteFiles(this.active);
-      this.segments.splice(this.segments.indexOf(this.active), 1);
+      await this.flushWrites();
+      this.closed = true;
+      this.persistAcks();
+      try {
+        fsyncSync(this.activeFd);
+      } catch {
+        // best effort: the data is written
+      }
+      closeSync(this.activeFd);
+      // Nothing left to deliver in the active segment: nothing to replay at the next start.
+      if (this.active.acked >= this.active.lines) {
+        this.deleteFiles(this.active);
+        this.segments.splice(this.segments.indexOf(this.active), 1);
+        this.totalBytes -= this.active.bytes;
+      }
+    } finally {
+      this.closed = true;
+      this.lock.release();
     }
   }
 
@@ -248,21 +326,40 @@ export class AuditSpool {
       .finally(() => {
         this.writing = undefined;
         // Rotate only between writes, so no append of the old file can land in the new one.
-        if (this.buffer.length === 0 && segment.bytes >= this.segmentBytes && !this.closed) this.rotate();
+        if (this.buffer.length === 0 && !this.closed) {
+          if (segment.bytes >= this.segmentBytes) this.rotate();
+          else this.compact(this.compactBytes);
+        }
         if (this.buffer.length > 0) this.scheduleWrite();
       });
     return this.writing;
   }
 
+  /**
+   * Replaces the active segment by a new one when all of it is acknowledged and it holds at least
+   * `minBytes`: under a healthy sink the spool stays small, however long the segment could grow.
+   */
+  private compact(minBytes: number): void {
+    const active = this.active;
+    if (this.closed || this.writing) return;
+    if (active.lines === 0 || active.acked < active.lines || active.bytes < minBytes) return;
+    // Every line of it is settled: what is still buffered need never reach the disk.
+    this.buffer = [];
+    this.rotate();
+  }
+
   private rotate(): void {
-    try {
-      fsyncSync(this.activeFd);
-    } catch {
-      // best effort
+    const old = this.active;
+    if (old.acked < old.lines) {
+      try {
+        fsyncSync(this.activeFd);
+      } catch {
+        // best effort
+      }
     }
     closeSync(this.activeFd);
-    this.active.sealed = true;
-    this.active = this.newSegment(this.active.seq + 1);
+    old.sealed = true;
+    this.active = this.newSegment(old.seq + 1);
     this.activeFd = openSync(this.active.path, 'a', 0o600);
     this.release();
   }
@@ -300,29 +397,28 @@ export class AuditSpool {
     for (const name of readdirSync(this.dir).filter((n) => SEGMENT.test(n)).sort()) {
       const path = join(this.dir, name);
       const ackPath = path.replace(/\.jsonl$/, '.ack');
-      let text = readFileSync(path, 'utf8');
-      const end = text.lastIndexOf('\n') + 1;
-      if (end < text.length) {
-        // A write cut short by a crash: the tail is not a whole event.
-        this.warn(`Audit spool: ${path} ends with ${Buffer.byteLength(text.slice(end))} byte(s) of a half-written event; they are skipped.`);
-        this.recovered.corrupt++;
-        text = text.slice(0, end);
-        truncateSync(path, Buffer.byteLength(text));
+      let data = readFileSync(path);
+      const end = data.lastIndexOf(NEWLINE) + 1;
+      if (end < data.length) {
+        // A write cut short by a crash: the tail is not a whole event. It was accepted, and is lost: counted.
+        this.warn(`Audit spool: ${path} ends with ${data.length - end} byte(s) of a half-written event; it is skipped and counted as dropped (corrupt).`);
+        this.recovered.torn++;
+        data = data.subarray(0, end);
+        truncateSync(path, end);
       }
-      const lines = countLines(text);
+      const lines = countLines(data);
       let acked = 0;
       if (existsSync(ackPath)) {
         const saved = Number(readFileSync(ackPath, 'utf8').trim());
         acked = Number.isInteger(saved) && saved >= 0 ? Math.min(saved, lines) : 0;
       }
-      const bytes = statSync(path).size;
       const segment: Segment = {
         seq: Number(SEGMENT.exec(name)![1]),
         path,
         ackPath,
         lines,
-        bytes,
-        written: bytes,
+        bytes: data.length,
+        written: data.length,
         acked,
         persistedAck: acked,
         ackedAhead: new Set(),
@@ -333,15 +429,15 @@ export class AuditSpool {
         continue;
       }
       this.segments.push(segment);
-      this.totalBytes += bytes;
+      this.totalBytes += data.length;
       this.recovered.pending += lines - acked;
-      this.cursor ??= { segment, line: acked, offset: byteOffsetOfLine(text, acked) };
+      this.cursor ??= { segment, line: acked, offset: byteOffsetOfLine(data, acked) };
     }
   }
 
   private persistAcks(): void {
     for (const segment of this.segments) {
-      if (segment.acked === segment.persistedAck || segment.acked >= segment.lines) continue;
+      if (segment.acked === segment.persistedAck) continue;
       try {
         writeFileSync(segment.ackPath, String(segment.acked));
         segment.persistedAck = segment.acked;
@@ -376,6 +472,24 @@ export class AuditSpool {
   }
 }
 
+/** The event of a line, or undefined when the line is damaged (bad frame, checksum or JSON). */
+function decodeLine(chunk: Buffer, start: number, end: number): AuditEvent | undefined {
+  // `end` is the newline; the line ends with `}` closing the wrapper.
+  if (end - start < EVENT_START + 2 || chunk[end - 1] !== 0x7d) return undefined;
+  if (chunk.toString('latin1', start, start + LINE_HEAD.length) !== LINE_HEAD) return undefined;
+  if (chunk.toString('latin1', start + LINE_HEAD.length + 8, start + EVENT_START) !== LINE_MIDDLE) return undefined;
+  const crcText = chunk.toString('latin1', start + LINE_HEAD.length, start + LINE_HEAD.length + 8);
+  if (!/^[0-9a-f]{8}$/.test(crcText)) return undefined;
+  const json = chunk.subarray(start + EVENT_START, end - 1);
+  if (crc32(json) !== Number.parseInt(crcText, 16)) return undefined;
+  try {
+    const event = JSON.parse(json.toString('utf8')) as AuditEvent;
+    return event !== null && typeof event === 'object' && typeof event.id === 'string' ? event : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function writeAll(fd: number, data: Buffer): Promise<void> {
   return new Promise((resolve, reject) => {
     const next = (offset: number) =>
@@ -388,7 +502,7 @@ function writeAll(fd: number, data: Buffer): Promise<void> {
   });
 }
 
-function readChunk(path: string, position: number, length: number): Promise<string> {
+function readChunk(path: string, position: number, length: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     let fd: number;
     try {
@@ -401,28 +515,19 @@ function readChunk(path: string, position: number, length: number): Promise<stri
     read(fd, buffer, 0, buffer.length, position, (error, bytesRead) => {
       closeSync(fd);
       if (error) reject(error);
-      else resolve(buffer.subarray(0, bytesRead).toString('utf8'));
+      else resolve(buffer.subarray(0, bytesRead));
     });
   });
 }
 
-function parseLine(line: string): AuditEvent | undefined {
-  try {
-    const event = JSON.parse(line) as AuditEvent;
-    return event !== null && typeof event === 'object' && typeof event.id === 'string' ? event : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function countLines(text: string): number {
+function countLines(data: Buffer): number {
   let count = 0;
-  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) count++;
+  for (let i = data.indexOf(NEWLINE); i !== -1; i = data.indexOf(NEWLINE, i + 1)) count++;
   return count;
 }
 
-function byteOffsetOfLine(text: string, line: number): number {
+function byteOffsetOfLine(data: Buffer, line: number): number {
   let index = 0;
-  for (let i = 0; i < line; i++) index = text.indexOf('\n', index) + 1;
-  return Buffer.byteLength(text.slice(0, index));
+  for (let i = 0; i < line; i++) index = data.indexOf(NEWLINE, index) + 1;
+  return index;
 }

@@ -7,7 +7,10 @@ import type { AuditEvent } from '../event/audit-event.interface.js';
  * @publicApi
  */
 export interface AuditTransportStats {
-  /** Events handed to `send()` (and, with a spool, found on disk at start), including those dropped. */
+  /**
+   * Events handed to `send()`, including those dropped; with a spool, also the events found on disk at start
+   * (accepted by the run before) and each half-written one found there (counted as dropped, `corrupt`).
+   */
   enqueued: number;
   /** Events every sink acknowledged. */
   delivered: number;
@@ -49,10 +52,10 @@ export abstract class AuditTransport {
   /** Hands over one event. Must never block, throw or wait on I/O. */
   abstract send(event: AuditEvent): void;
 
-  /** Resolves when every event sent so far has been handed to the sink. */
+  /** Resolves when every event sent so far is settled: acknowledged by the sink, dead-lettered or dropped. */
   abstract flush(): Promise<void>;
 
-  /** Delivers what is queued and releases resources; `app.close()` calls it. */
+  /** Delivers what is queued and releases resources, within a deadline; `app.close()` calls it. */
   close(): Promise<void> {
     return this.flush();
   }

@@ -73,6 +73,10 @@ function expectAccounting(transport: BatchingAuditTransport): void {
   expect(s.enqueued).toBe(s.delivered + s.dropped + s.pending + s.deadLettered);
 }
 
+// Saved before any test spies on it: the tests' own waits are not the transport's timers.
+const realSetTimeout = setTimeout;
+const wait = (ms: number) => new Promise((resolve) => realSetTimeout(resolve, ms));
+
 const settle = async (ms = 5) => {
   await new Promise((resolve) => setTimeout(resolve, ms));
 };
@@ -213,6 +217,60 @@ describe('BatchingAuditTransport bounds and overflow', () => {
   });
 });
 
+describe('BatchingAuditTransport flush()', () => {
+  it('with batches in flight at once, resolves only when every event sent before it is settled, not when a count is reached', async () => {
+    let first = true;
+    let releaseFirst: () => void = () => undefined;
+    const delivered: string[] = [];
+    const sink: AuditSink = {
+      write: async (events) => {
+        if (first) {
+          first = false;
+          await new Promise<void>((resolve) => (releaseFirst = resolve));
+        }
+        delivered.push(...events.map((e) => e.id));
+      },
+    };
+    const { transport } = transportWith(sink, { maxBatchSize: 10, maxConcurrentBatches: 2, flushInterval: 5 });
+    for (let i = 0; i < 20; i++) transport.send(event(i));
+    let flushed = false;
+    const flushing = transport.flush().then(() => (flushed = true));
+    await settle(20);
+    // Later events settle while the first batch is still being written: their count passes the target.
+    for (let i = 20; i < 30; i++) transport.send(event(i));
+    await settle(40);
+    expect(delivered).toContain('id-000010');
+    expect(delivered).toContain('id-000020');
+    expect(delivered).not.toContain('id-000000');
+    expect(flushed).toBe(false);
+    releaseFirst();
+    await flushing;
+    expect(delivered).toContain('id-000000');
+    expectAccounting(transport);
+  });
+
+  it('with drop-oldest, an eviction behind the batch in flight does not let flush() resolve early', async () => {
+    const sink = new GatedSink();
+    const { transport } = transportWith(sink, { maxBatchSize: 10, maxQueueSize: 20, overflow: 'drop-oldest', flushInterval: 5 });
+    for (let i = 0; i < 20; i++) transport.send(event(i));
+    let flushed = false;
+    const flushing = transport.flush().then(() => (flushed = true));
+    await settle(10);
+    expect(sink.waiting).toBe(1); // 0..9 in flight
+    for (let i = 20; i < 45; i++) transport.send(event(i)); // evicts queued events, never the ones in flight
+    expect(transport.stats().droppedByReason.queue_full).toBeGreaterThan(0);
+    await settle(10);
+    expect(flushed).toBe(false);
+    while (!flushed) {
+      sink.releaseAll();
+      await settle(2);
+    }
+    await flushing;
+    expect(sink.batches[0].map((e) => e.id)).toEqual(Array.from({ length: 10 }, (_, i) => event(i).id));
+    expectAccounting(transport);
+  });
+});
+
 describe('BatchingAuditTransport retries', () => {
   it('retries a transient failure, keeps the batch, delivers it once and in order', async () => {
     const sink = new ScriptedSink();
@@ -233,6 +291,38 @@ describe('BatchingAuditTransport retries', () => {
     transport.send(event(1));
     await transport.flush();
     expect(sink.attemptTimes[1] - sink.attemptTimes[0]).toBeGreaterThanOrEqual(295);
+  });
+
+  it('a Retry-After longer than setTimeout can wait is honoured, not turned into a retry every millisecond', async () => {
+    jest.useFakeTimers({ doNotFake: ['nextTick', 'queueMicrotask'] });
+    try {
+      const thirtyDays = 30 * 86_400_000;
+      const sink = new ScriptedSink();
+      sink.failWhen = () => (sink.attempts.length === 1 ? new AuditSinkError('go away', 429, thirtyDays) : undefined);
+      const { transport } = transportWith(sink, { retry: { initialDelay: 1, maxDelay: 5, maxElapsed: 2 * thirtyDays } });
+      transport.send(event(1));
+      await jest.advanceTimersByTimeAsync(1000 + 1000);
+      expect(sink.attempts).toEqual([1]);
+      await jest.advanceTimersByTimeAsync(thirtyDays - 10_000);
+      expect(sink.attempts).toEqual([1]);
+      await jest.advanceTimersByTimeAsync(20_000);
+      expect(sink.attempts).toEqual([1, 1]);
+      expect(transport.stats()).toMatchObject({ delivered: 1, retries: 1 });
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
+  it('a Retry-After beyond what is left of maxElapsed dead-letters at once instead of blocking the stream', async () => {
+    const sink = new ScriptedSink();
+    sink.failWhen = () => new AuditSinkError('go away', 429, 30 * 86_400_000);
+    const letters: unknown[] = [];
+    const { transport } = transportWith(sink, { retry: { maxElapsed: 600_000 }, onDeadLetter: (_events, error) => void letters.push(error) });
+    transport.send(event(1));
+    await transport.flush();
+    expect(sink.attempts).toEqual([1]);
+    expect(String((letters[0] as Error).message)).toMatch(/asked to wait 2592000000 ms, past retry\.maxElapsed/);
+    expect(transport.stats()).toMatchObject({ deadLettered: 1, retries: 0 });
   });
 
   it('backs off exponentially with full jitter, up to maxDelay', async () => {
@@ -306,6 +396,35 @@ describe('BatchingAuditTransport retries', () => {
         { dead_lettered_at: expect.any(String), sink: 'ScriptedSink', error: { name: 'PermanentAuditSinkError', message: 'PermanentAuditSinkError: no' }, event: event(7) },
       ]);
       expect(messages.some((m) => m.startsWith('warn') && m.includes('Dead-lettered 1 audit event'))).toBe(true);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('the dead-letter file holds one line per event whatever its strings, and no secret from the sink\'s error; nor do the logs', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'nestjs-audit-dlq-'));
+    try {
+      const sink = new ScriptedSink();
+      sink.failures = [
+        new AuditSinkError('collector said: Authorization: Bearer SINKSECRET123 invalid', 503),
+        new PermanentAuditSinkError('rejected https://collector.example/ingest?token=SINKTOK456'),
+      ];
+      const path = join(dir, 'letters.jsonl');
+      const { transport, messages } = transportWith(sink, { deadLetterPath: path, maxBatchSize: 2 });
+      const forged = { ...event(1), metadata: { note: 'one\u2028two\u2029three\u0085four', name: 'abc\u202Etxt.exe' } };
+      transport.send(forged);
+      transport.send(event(2));
+      await transport.flush();
+      const text = await readFile(path, 'utf8');
+      // Split the way the laxest reader would: every line break Unicode knows.
+      const lines = text.split(/\r\n|\n|\r|\u2028|\u2029|\u0085/).filter(Boolean);
+      expect(lines).toHaveLength(2);
+      expect(text).not.toMatch(/[\u2028\u2029\u0085\u202e]/);
+      expect(JSON.parse(lines[0]).event).toEqual(forged);
+      const everything = [text, ...messages, JSON.stringify(transport.stats())].join('\n');
+      expect(everything).not.toContain('SINKSECRET123');
+      expect(everything).not.toContain('SINKTOK456');
+      expect(everything).toContain('[REDACTED]');
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -392,6 +511,42 @@ describe('BatchingAuditTransport shutdown', () => {
     expect(messages.some((m) => m.includes('could not deliver 25 event(s)'))).toBe(true);
   });
 
+  it('a batch that settles after a timed-out close() changes nothing: counted once, as shutdown_timeout, with its events', async () => {
+    const written: string[] = [];
+    const dropped: string[] = [];
+    const { transport } = transportWith(
+      { write: async (events) => void (await new Promise((resolve) => setTimeout(resolve, 300)), written.push(...events.map((e) => e.id))) },
+      { maxBatchSize: 10, onDrop: ({ reason, events }) => dropped.push(...events.map((e) => `${reason}:${e.id}`)) },
+    );
+    for (let i = 0; i < 25; i++) transport.send(event(i));
+    await settle(5); // the first batch (0..9) is in flight
+    await transport.close(100);
+    const after = transport.stats();
+    expect(after).toMatchObject({ enqueued: 25, delivered: 0, dropped: 25, droppedByReason: { shutdown_timeout: 25 }, pending: 0, inFlight: 0 });
+    // onDrop got every event it was told about, the ones in flight included.
+    expect(dropped).toEqual(Array.from({ length: 25 }, (_, i) => `shutdown_timeout:${event(i).id}`));
+    await settle(400); // the write now succeeds: too late, and not counted twice
+    expect(written).toHaveLength(10);
+    expect(transport.stats()).toEqual(after);
+    expectAccounting(transport);
+  });
+
+  it('close() returns within shutdownTimeout + 10 % even when closing the spool hangs', async () => {
+    const { AuditSpool } = await import('./audit.spool.js');
+    const dir = await mkdtemp(join(tmpdir(), 'nestjs-audit-close-'));
+    const slowClose = jest.spyOn(AuditSpool.prototype, 'close').mockImplementation(() => new Promise<void>(() => undefined));
+    try {
+      const { transport } = transportWith({ write: () => new Promise<void>(() => undefined) }, { spool: { dir } });
+      transport.send(event(1));
+      const started = Date.now();
+      await transport.close(400);
+      expect(Date.now() - started).toBeLessThanOrEqual(440); // a fixed +50 ms for the spool would take 450
+    } finally {
+      slowClose.mockRestore();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('close() keeps retrying a failing sink until the deadline', async () => {
     const sink = new ScriptedSink();
     sink.failures = [new AuditSinkError('down', 503), new AuditSinkError('down', 503)];
@@ -408,10 +563,40 @@ describe('BatchingAuditTransport shutdown', () => {
     expect(transport.stats()).toMatchObject({ enqueued: 1, dropped: 1, droppedByReason: { closed: 1 } });
   });
 
-  it('does not keep the process alive: its timers are unref()\'d', () => {
-    const { transport } = transportWith(new ScriptedSink(), { flushInterval: 60_000 });
-    transport.send(event(1));
-    expect((transport as unknown as { timer: NodeJS.Timeout }).timer.hasRef()).toBe(false);
+  it('does not keep the process alive: every timer it starts is unref()\'d, but for the deadline of a pending close()', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'nestjs-audit-timers-'));
+    const made: { kind: string; handle: { hasRef(): boolean } }[] = [];
+    const spies = (['setTimeout', 'setInterval', 'setImmediate'] as const).map((kind) => {
+      const original = globalThis[kind] as (...args: unknown[]) => { hasRef(): boolean };
+      return jest.spyOn(globalThis, kind).mockImplementation(((...args: unknown[]) => {
+        const handle = original(...args);
+        made.push({ kind, handle });
+        return handle;
+      }) as never);
+    });
+    try {
+      // Every kind of wait at once: a flush timer, a write past its attempt timeout, a retry backoff, the spool's fsync.
+      let calls = 0;
+      const sink: AuditSink = { write: () => (++calls === 1 ? new Promise<void>(() => undefined) : Promise.reject(new AuditSinkError('down', 503))) };
+      const { transport } = transportWith(sink, { flushInterval: 20, retry: { initialDelay: 20, maxDelay: 20, attemptTimeout: 30 }, spool: { dir } });
+      transport.send(event(1));
+      await wait(120);
+      expect(calls).toBeGreaterThanOrEqual(2);
+      const kinds = new Set(made.map((m) => m.kind));
+      expect([...kinds].sort()).toEqual(['setImmediate', 'setInterval', 'setTimeout']);
+      // An immediate runs on the next turn of the loop whatever its ref: only timers and intervals could hold a process.
+      const holding = () => made.filter((m) => m.kind !== 'setImmediate' && m.handle.hasRef());
+      expect(holding().map((m) => m.kind)).toEqual([]);
+      // While close() drains, one timer holds the process: its deadline, no longer.
+      made.length = 0;
+      const closing = transport.close(60);
+      await wait(5);
+      expect(holding()).toHaveLength(1);
+      await closing;
+    } finally {
+      spies.forEach((spy) => spy.mockRestore());
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('rejects a missing or malformed sink, and overflow spool without a spool', () => {

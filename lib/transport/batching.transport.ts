@@ -5,8 +5,11 @@ import { RateLimitedLogger } from '../audit.logger.js';
 import { MESSAGES } from '../audit.messages.js';
 import type { AuditEvent } from '../event/audit-event.interface.js';
 import { eventSize } from '../event/audit.event-size.js';
+import { AuditRedactor } from '../event/audit.redaction.js';
 import type { AuditSink } from '../sinks/audit.sink.js';
-import { AuditSpool, type AuditSpoolOptions, type SpoolPosition } from './audit.spool.js';
+import { toJsonLine } from '../sinks/event-line.js';
+import { SettledSequence } from './audit.sequence.js';
+import { AuditSpool, type AuditSpoolOptions, type SpoolLine, type SpoolPosition } from './audit.spool.js';
 import { backoffDelay, classifyFailure, RETRY_DEFAULTS, type AuditRetryOptions } from './audit.retry.js';
 import { AuditTransport, type AuditTransportStats } from './audit.transport.js';
 
@@ -60,14 +63,40 @@ export interface BatchingAuditTransportOptions {
   onError?: (error: unknown, info: AuditSinkErrorInfo) => void;
   /** Called whenever events are dropped. */
   onDrop?: (info: AuditDropInfo) => void;
-  /** Where warnings go. Default: Nest's `Logger` with context `nestjs-audit`, rate-limited. */
+  /** Where warnings go. Default: Nest's `Logger` with context `nestjs-audit`, one line per cause every 10 s. */
   logger?: RateLimitedLogger;
+  /**
+   * Removes secrets from sink error texts before they are logged, kept in `stats().lastError` or written
+   * to the dead-letter file. Default: the built-in redaction rules; `AuditModule` passes its `redaction`.
+   */
+  scrub?: (text: string) => string;
 }
 
 interface Entry {
   event: AuditEvent;
   bytes: number;
   position: SpoolPosition | undefined;
+  /** Place in the stream of accepted events. */
+  seq: number;
+}
+
+interface Batch {
+  entries: Entry[];
+  bytes: number;
+  /** Per sink, how far it got: what is settled when shutdown gives up on the rest keeps its real outcome. */
+  progress: SinkProgress[];
+  /** Shutdown gave up on it and accounted for it: whatever the sink answers later changes nothing. */
+  abandoned: boolean;
+}
+
+/**
+ * One sink's progress through one batch. A sink settles a batch's events in order (a 413 writes the first
+ * half before the second), so what it settled is a prefix of the batch.
+ */
+interface SinkProgress {
+  settled: number;
+  deadLettered: Set<AuditEvent>;
+  lost: Set<AuditEvent>;
 }
 
 interface FlushWaiter {
@@ -86,6 +115,12 @@ interface SinkState {
 /** Thrown inside a delivery when shutdown gave up on it. */
 const ABORTED = Symbol('aborted');
 
+/** setTimeout's longest delay; longer waits are chained. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Share of `shutdownTimeout` left, after the drain, for closing the spool and the sinks: the +10 % bound holds. */
+const CLOSE_GRACE = 0.05;
+
 /**
  * Queues events and writes them to the sink(s) in batches of up to
  * `maxBatchSize`, at the latest `flushInterval` after an event arrived.
@@ -99,7 +134,9 @@ const ABORTED = Symbol('aborted');
  * - Memory is bounded by `maxQueueSize` and `maxQueueBytes`; what does not fit
  *   is dropped by the overflow policy, or goes to the disk spool.
  * - At every moment `enqueued = delivered + dropped + pending + deadLettered`.
- * - Timers are `unref()`'d: it never keeps a process alive.
+ * - Its timers are `unref()`'d: it never keeps a process alive, except while
+ *   `close()` drains, which holds the process up to `shutdownTimeout` so that
+ *   nothing is lost unreported.
  *
  * @publicApi
  */
@@ -114,6 +151,7 @@ export class BatchingAuditTransport extends AuditTransport {
   private readonly maxConcurrentBatches: number;
   private readonly shutdownTimeout: number;
   private readonly logger: RateLimitedLogger;
+  private readonly scrub: (text: string) => string;
   private readonly spool: AuditSpool | undefined;
   private readonly deadLetterPath: string;
 
@@ -122,18 +160,22 @@ export class BatchingAuditTransport extends AuditTransport {
   private head = 0;
   private size = 0;
   private queuedBytes = 0;
+  private readonly inFlight = new Set<Batch>();
   private inFlightEvents = 0;
   private inFlightBytes = 0;
-  private inFlightBatches = 0;
   /** Events accepted into the spool that are not in memory (they did not fit, or were found at start). */
   private diskOnly = 0;
+  /** Sequence number of the next disk-only event to read back: disk-only events are a contiguous run. */
+  private diskSeq = 0;
+  /** After a shutdown that timed out: events left in the spool for the next start. */
+  private leftInSpool = 0;
   private refilling = false;
+  private refillAgain = false;
 
   private enqueued = 0;
-  /** Events accepted (in memory or in the spool), in order: the flush sequence. */
+  /** Events accepted (in memory or in the spool), in order: the next sequence number. */
   private accepted = 0;
-  private taken = 0;
-  private settled = 0;
+  private readonly sequence = new SettledSequence();
   private delivered = 0;
   private deadLettered = 0;
   private retries = 0;
@@ -144,10 +186,12 @@ export class BatchingAuditTransport extends AuditTransport {
   private failingSince: number | undefined;
   private lastDropAt: number | undefined;
 
+  /** Events with a lower sequence number are due: their batch goes out without waiting to fill. */
   private flushTarget = 0;
   private timer: NodeJS.Timeout | undefined;
   private immediate: NodeJS.Immediate | undefined;
   private closed = false;
+  private closing: Promise<void> | undefined;
   private aborted = false;
   private readonly sleepers = new Set<() => void>();
   private waiters: FlushWaiter[] = [];
@@ -167,6 +211,12 @@ export class BatchingAuditTransport extends AuditTransport {
     this.maxConcurrentBatches = options.maxConcurrentBatches ?? 1;
     this.shutdownTimeout = options.shutdownTimeout ?? AUDIT_DEFAULTS.shutdownTimeout;
     this.logger = options.logger ?? new RateLimitedLogger();
+    if (options.scrub) {
+      this.scrub = options.scrub;
+    } else {
+      const redactor = new AuditRedactor();
+      this.scrub = (text) => redactor.scrub(text);
+    }
     this.deadLetterPath = resolve(options.deadLetterPath ?? 'audit-dead-letter.jsonl');
     if (options.overflow === 'spool' && !options.spool) {
       throw new TypeError("BatchingAuditTransport: overflow 'spool' needs the spool option ({ dir })");
@@ -174,14 +224,16 @@ export class BatchingAuditTransport extends AuditTransport {
     this.overflow = options.overflow ?? (options.spool ? 'spool' : 'drop-newest');
     if (options.spool) {
       this.spool = new AuditSpool(options.spool, (message) => this.logger.warn('spool', message));
-      const { pending } = this.spool.recovered;
+      const { pending, torn } = this.spool.recovered;
+      // Found on disk from an earlier run: accepted then, so counted as offered now; a torn tail was an
+      // event accepted then too, and is lost: counted, so the identity holds across restarts.
+      this.enqueued += pending + torn;
+      if (torn > 0) this.drop('corrupt', [], torn);
       if (pending > 0) {
-        // Found on disk from an earlier run: accepted then, pending now.
-        this.enqueued += pending;
         this.accepted += pending;
         this.diskOnly = pending;
         this.flushTarget = this.accepted;
-        this.logger.warn('spool-recovered', `Audit spool: ${pending} event(s) from an earlier run will be delivered.`);
+        this.logger.warn('spool-recovered', MESSAGES.spoolRecovered(pending, this.spool.dir));
         this.immediate = setImmediate(this.onImmediate).unref();
       }
     }
@@ -193,31 +245,50 @@ export class BatchingAuditTransport extends AuditTransport {
       this.drop('closed', [event]);
       return;
     }
-    const bytes = eventSize(event);
-    if (this.spool && !this.spool.fits(bytes)) {
+    const spool = this.spool;
+    // With a spool the line is serialized anyway: its length is the event's exact size.
+    let line: SpoolLine | undefined;
+    if (spool) {
+      try {
+        line = spool.encode(event);
+      } catch (error) {
+        // Only an event not made by AuditModule can get here (a BigInt, a cycle): no sink could take it either.
+        this.logger.error('spool-encode', MESSAGES.callbackFailed('Serializing an event for the audit spool', this.describe(error)));
+        this.drop('corrupt', [event]);
+        return;
+      }
+    }
+    const bytes = line ? line.bytes : eventSize(event);
+    if (bytes > this.maxQueueBytes) {
+      this.drop('queue_full', [event]); // could never be held in memory, nor read back into it
+      return;
+    }
+    if (spool && !spool.fits(bytes)) {
       this.drop('spool_full', [event]);
       return;
     }
-    // Once one event lives on disk only, the ones after it do too until read back: order is kept.
-    const inMemory = this.diskOnly === 0 && (this.fitsInMemory(bytes) || this.makeRoom(bytes));
-    if (!inMemory && this.overflow !== 'spool') {
+    // While events wait on disk only, later ones queue behind them on disk, whatever the policy: order is kept.
+    const replaying = this.diskOnly > 0;
+    const inMemory = !replaying && (this.fitsInMemory(bytes) || this.makeRoom(bytes));
+    if (!inMemory && !(spool && (replaying || this.overflow === 'spool'))) {
       this.drop('queue_full', [event]);
       return;
     }
-    const position = this.spool?.append(event);
-    this.accepted++;
-    if (!inMemory) {
-      this.spool!.markDiskOnlyFrom(position!);
-      this.diskOnly++;
+    const seq = this.accepted++;
+    const position = spool?.append(line!);
+    if (inMemory) {
+      this.push({ event, bytes, position, seq });
     } else {
-      this.push({ event, bytes, position });
+      if (this.diskOnly === 0) this.diskSeq = seq;
+      this.diskOnly++;
+      spool!.markDiskOnlyFrom(position!);
     }
     this.schedule();
   }
 
   flush(): Promise<void> {
     const target = this.accepted;
-    if (this.settled >= target) return Promise.resolve();
+    if (this.sequence.settledPrefix >= target) return Promise.resolve();
     this.flushTarget = Math.max(this.flushTarget, target);
     const done = new Promise<void>((resolve) => this.waiters.push({ target, resolve }));
     this.pump();
@@ -226,38 +297,15 @@ export class BatchingAuditTransport extends AuditTransport {
 
   /**
    * Stops accepting events and delivers what is queued (and spooled) within
-   * `shutdownTimeout`; what is still undelivered then is reported, and
-   * counted as dropped — or left in the spool for the next start. Then closes
-   * the sinks.
+   * `timeoutMs` (default `shutdownTimeout`); what is still undelivered then is
+   * reported and counted as dropped (`shutdown_timeout`) — or left in the spool
+   * for the next start. Then closes the spool and the sinks. Resolves within
+   * `timeoutMs` + 5 %, whatever the sinks do; until then the process is kept
+   * alive, so an app with nothing else to do cannot exit before it returns.
    */
-  override async close(timeoutMs: number = this.shutdownTimeout): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    const deadline = Date.now() + timeoutMs;
-    const drained = await withDeadline(this.flush(), timeoutMs);
-    this.clearTimers();
-    if (!drained) {
-      this.aborted = true;
-      for (const wake of this.sleepers) wake();
-      const left = this.size + this.inFlightEvents + this.diskOnly;
-      if (this.spool) {
-        this.logger.error('shutdown', MESSAGES.shutdownSpooled(left, timeoutMs, this.spool.dir));
-      } else {
-        const lost = this.takeAll();
-        this.inFlightEvents = 0;
-        this.drop('shutdown_timeout', lost, left);
-        this.logger.error('shutdown', MESSAGES.shutdownTimeout(left, timeoutMs));
-      }
-    }
-    if (this.spool) await withDeadline(this.spool.close(), Math.max(0, deadline - Date.now()) + 50).catch(() => false);
-    for (const { sink, name } of this.sinks) {
-      if (typeof sink.close !== 'function') continue;
-      try {
-        await withDeadline(Promise.resolve().then(() => sink.close!()), Math.max(0, deadline - Date.now()));
-      } catch (error) {
-        this.logger.warn('sink-close', MESSAGES.callbackFailed(`${name}.close()`, describe(error)));
-      }
-    }
+  override close(timeoutMs: number = this.shutdownTimeout): Promise<void> {
+    this.closing ??= this.shutDown(timeoutMs);
+    return this.closing;
   }
 
   override stats(): AuditTransportStats {
@@ -267,9 +315,9 @@ export class BatchingAuditTransport extends AuditTransport {
       dropped: this.dropped,
       droppedByReason: { ...this.droppedByReason },
       deadLettered: this.deadLettered,
-      pending: this.size + this.inFlightEvents + this.diskOnly,
+      pending: this.size + this.inFlightEvents + this.diskOnly + this.leftInSpool,
       inFlight: this.inFlightEvents,
-      spooled: this.diskOnly,
+      spooled: this.diskOnly + this.leftInSpool,
       queuedBytes: this.queuedBytes + this.inFlightBytes,
       retries: this.retries,
       lastError: this.lastError,
@@ -278,6 +326,63 @@ export class BatchingAuditTransport extends AuditTransport {
       lastDropAt: this.lastDropAt,
       sinks: this.sinks.map(({ name, delivered, failures, lastError }) => ({ name, delivered, failures, lastError })),
     };
+  }
+
+  private async shutDown(timeoutMs: number): Promise<void> {
+    this.closed = true;
+    const closeBy = Date.now() + timeoutMs + Math.floor(timeoutMs * CLOSE_GRACE);
+    const drained = await withDeadline(this.flush(), timeoutMs);
+    this.clearTimers();
+    if (!drained) this.abandon(timeoutMs);
+    if (this.spool) {
+      try {
+        if (!(await withDeadline(this.spool.close(), Math.max(0, closeBy - Date.now())))) {
+          this.logger.warn('spool-close', MESSAGES.spoolCloseTimedOut(this.spool.dir));
+        }
+      } catch (error) {
+        this.logger.warn('spool-close', MESSAGES.callbackFailed('Closing the audit spool', this.describe(error)));
+      }
+    }
+    for (const { sink, name } of this.sinks) {
+      if (typeof sink.close !== 'function') continue;
+      try {
+        await withDeadline(Promise.resolve().then(() => sink.close!()), Math.max(0, closeBy - Date.now()));
+      } catch (error) {
+        this.logger.warn('sink-close', MESSAGES.callbackFailed(`${name}.close()`, this.describe(error)));
+      }
+    }
+  }
+
+  /** The shutdown deadline passed: accounts for everything unsettled, once, and ignores what the sinks say later. */
+  private abandon(timeoutMs: number): void {
+    this.aborted = true;
+    for (const wake of this.sleepers) wake();
+    const entries: Entry[] = [];
+    for (const batch of this.inFlight) {
+      batch.abandoned = true;
+      // What every sink has settled keeps its outcome (delivered, dead-lettered); only the rest is given up on.
+      let settled = batch.entries.length;
+      for (const progress of batch.progress) settled = Math.min(settled, progress.settled);
+      this.count(batch, batch.entries.slice(0, settled));
+      entries.push(...batch.entries.slice(settled));
+    }
+    this.inFlight.clear();
+    this.inFlightEvents = 0;
+    this.inFlightBytes = 0;
+    entries.push(...this.take(this.size));
+    entries.sort((a, b) => a.seq - b.seq);
+    const left = entries.length + this.diskOnly;
+    if (this.spool) {
+      // Not acknowledged, so still in the spool: delivered at the next start.
+      this.leftInSpool = left;
+      this.diskOnly = 0;
+      this.logger.error('shutdown', MESSAGES.shutdownSpooled(left, timeoutMs, this.spool.dir));
+    } else {
+      this.drop('shutdown_timeout', entries.map((entry) => entry.event));
+      this.logger.error('shutdown', MESSAGES.shutdownTimeout(left, timeoutMs));
+    }
+    this.sequence.settleAll(this.accepted);
+    this.resolveWaiters();
   }
 
   private fitsInMemory(bytes: number): boolean {
@@ -289,13 +394,14 @@ export class BatchingAuditTransport extends AuditTransport {
 
   /** `drop-oldest`: evicts queued (not in-flight) events until `bytes` more fit. */
   private makeRoom(bytes: number): boolean {
-    if (this.overflow !== 'drop-oldest' || bytes > this.maxQueueBytes) return false;
-    const evicted: Entry[] = [];
-    while (this.size > 0 && !this.fitsInMemory(bytes)) evicted.push(...this.take(1));
-    if (evicted.length > 0) {
-      this.settled += evicted.length; // taken out of the sequence, never to be sent
+    if (this.overflow !== 'drop-oldest') return false;
+    let evicted: Entry[] | undefined;
+    while (this.size > 0 && !this.fitsInMemory(bytes)) (evicted ??= []).push(this.take(1)[0]);
+    if (evicted) {
+      this.settleEntries(evicted);
       if (this.spool) this.spool.ack(evicted.map((entry) => entry.position!));
       this.drop('queue_full', evicted.map((entry) => entry.event));
+      this.resolveWaiters();
     }
     return this.fitsInMemory(bytes);
   }
@@ -323,135 +429,200 @@ export class BatchingAuditTransport extends AuditTransport {
   /** Starts batches while slots are free and batches are due; refills memory from the spool. */
   private pump(): void {
     if (this.aborted) return;
-    while (this.inFlightBatches < this.maxConcurrentBatches && this.size > 0 && (this.size >= this.maxBatchSize || this.taken < this.flushTarget || this.closed)) {
-      const entries = this.take(Math.min(this.size, this.maxBatchSize));
-      let bytes = 0;
-      for (const entry of entries) bytes += entry.bytes;
-      this.inFlightBatches++;
-      this.inFlightEvents += entries.length;
-      this.inFlightBytes += bytes;
-      void this.deliver(entries).then(
-        () => this.settle(entries, bytes),
-        (error: unknown) => {
-          if (error !== ABORTED) this.logger.error('deliver', MESSAGES.callbackFailed('Delivering a batch', describe(error)));
-        },
-      );
+    while (
+      this.inFlight.size < this.maxConcurrentBatches &&
+      this.size > 0 &&
+      (this.size >= this.maxBatchSize || this.ring[this.head]!.seq < this.flushTarget || this.closed)
+    ) {
+      this.startBatch(this.take(Math.min(this.size, this.maxBatchSize)));
     }
-    if (this.diskOnly > 0 && !this.refilling) void this.refill();
+    if (this.diskOnly > 0) {
+      if (this.refilling) this.refillAgain = true; // room may have been made while it reads: it looks again
+      else void this.refill();
+    }
     if (this.size > 0 && !this.timer && !this.closed) {
       this.timer = setTimeout(this.onTimer, this.flushInterval).unref();
     }
     this.resolveWaiters();
   }
 
-  private settle(entries: Entry[], bytes: number): void {
-    this.inFlightBatches--;
+  private startBatch(entries: Entry[]): void {
+    let bytes = 0;
+    for (const entry of entries) bytes += entry.bytes;
+    const progress = this.sinks.map(() => ({ settled: 0, deadLettered: new Set<AuditEvent>(), lost: new Set<AuditEvent>() }));
+    const batch: Batch = { entries, bytes, progress, abandoned: false };
+    this.inFlight.add(batch);
+    this.inFlightEvents += entries.length;
+    this.inFlightBytes += bytes;
+    this.deliver(batch).then(
+      () => this.settle(batch),
+      (error: unknown) => {
+        if (error !== ABORTED) this.logger.error('deliver', MESSAGES.callbackFailed('Delivering a batch', this.describe(error)));
+      },
+    );
+  }
+
+  /** A batch is done: counts its outcome, frees its room, acknowledges it in the spool. */
+  private settle(batch: Batch): void {
+    if (batch.abandoned) return;
+    const { entries, bytes } = batch;
+    this.inFlight.delete(batch);
     this.inFlightEvents -= entries.length;
     this.inFlightBytes -= bytes;
-    this.settled += entries.length;
+    this.count(batch, entries);
     this.lastFlushAt = Date.now();
-    if (this.spool) this.spool.ack(entries.map((entry) => entry.position!));
     this.pump();
   }
 
-  /** Reads disk-only events back into memory, in order, as room allows. */
+  /**
+   * Counts the outcome of `entries`, a prefix of `batch` that every sink has settled: lost if a sink lost an
+   * event (its dead-letter handler failed), dead-lettered if a sink dead-lettered it, else delivered.
+   */
+  private count(batch: Batch, entries: Entry[]): void {
+    if (entries.length === 0) return;
+    let deadLettered = 0;
+    let lost: AuditEvent[] | undefined;
+    for (const { event } of entries) {
+      if (batch.progress.some((p) => p.lost.has(event))) (lost ??= []).push(event);
+      else if (batch.progress.some((p) => p.deadLettered.has(event))) deadLettered++;
+    }
+    this.deadLettered += deadLettered;
+    this.delivered += entries.length - deadLettered - (lost?.length ?? 0);
+    if (lost) this.drop('dead_letter_failed', lost);
+    this.settleEntries(entries);
+    if (this.spool) this.spool.ack(entries.map((entry) => entry.position!));
+  }
+
+  /** Marks entries settled, as runs of consecutive sequence numbers (a corrupt spool line can leave a gap). */
+  private settleEntries(entries: readonly Entry[]): void {
+    let from = entries[0].seq;
+    let to = from + 1;
+    for (let i = 1; i < entries.length; i++) {
+      const seq = entries[i].seq;
+      if (seq !== to) {
+        this.sequence.settle(from, to);
+        from = seq;
+      }
+      to = seq + 1;
+    }
+    this.sequence.settle(from, to);
+  }
+
+  /** Reads disk-only events back into memory, in order, as room (count and bytes) allows. */
   private async refill(): Promise<void> {
     this.refilling = true;
     try {
       while (this.diskOnly > 0 && !this.aborted) {
-        const room = Math.min(this.maxQueueSize - this.size - this.inFlightEvents, this.maxBatchSize * 4, this.diskOnly);
-        if (room <= 0) break;
-        const records = await this.spool!.readBack(room);
+        this.refillAgain = false;
+        const held = this.size + this.inFlightEvents;
+        const room = Math.min(this.maxQueueSize - held, this.maxBatchSize * 4, this.diskOnly);
+        const roomBytes = this.maxQueueBytes - this.queuedBytes - this.inFlightBytes;
+        if (room <= 0 || (roomBytes <= 0 && held > 0)) break;
+        // With nothing in memory, one event is read even if it alone exceeds the bound (an earlier run's larger one).
+        const records = await this.spool!.readBack(room, roomBytes, held === 0);
+        if (this.aborted) break;
         if (records.length === 0) {
+          if (this.spool!.hasDiskOnly && held > 0) {
+            if (this.refillAgain) continue; // a batch settled meanwhile: there may be room now
+            break; // the next one does not fit yet; the next settled batch calls again
+          }
           // The spool has nothing more to give: what was counted as disk-only is gone (unreadable).
-          const missing = this.diskOnly;
-          this.diskOnly = 0;
-          this.lose(missing);
+          this.lose(this.diskOnly);
           break;
         }
         const corrupt: SpoolPosition[] = [];
-        for (const { event, position } of records) {
+        for (const { event, position, bytes } of records) {
           this.diskOnly--;
-          if (event) this.push({ event, bytes: eventSize(event), position });
-          else corrupt.push(position);
+          const seq = this.diskSeq++;
+          if (event) {
+            this.push({ event, bytes, position, seq });
+          } else {
+            corrupt.push(position);
+            this.sequence.settle(seq, seq + 1);
+          }
         }
         if (corrupt.length > 0) {
           this.spool!.ack(corrupt);
-          this.lose(corrupt.length);
+          this.drop('corrupt', [], corrupt.length);
         }
         this.pump();
         if (this.size >= this.maxBatchSize * 2) break;
       }
     } catch (error) {
-      this.logger.error('spool-read', MESSAGES.callbackFailed('Reading the audit spool', describe(error)));
+      this.logger.error('spool-read', MESSAGES.callbackFailed('Reading the audit spool', this.describe(error)));
     } finally {
       this.refilling = false;
     }
   }
 
-  /** Spool lines that cannot be read: settled as dropped (`corrupt`), in sequence. */
+  /** Disk-only events the spool cannot give back: settled as dropped (`corrupt`), in sequence. */
   private lose(count: number): void {
-    this.taken += count;
-    this.settled += count;
+    this.diskOnly -= count;
+    this.sequence.settle(this.diskSeq, this.diskSeq + count);
+    this.diskSeq += count;
     this.drop('corrupt', [], count);
+    this.resolveWaiters();
   }
 
-  /** Writes one batch to every sink, each with its own retries; settles its accounting. */
-  private async deliver(entries: Entry[]): Promise<void> {
-    const events = entries.map((entry) => entry.event);
-    const outcomes = await Promise.all(this.sinks.map((state) => this.deliverTo(state, events, 0)));
-    const lost = new Set<AuditEvent>();
-    const deadLettered = new Set<AuditEvent>();
-    for (const outcome of outcomes) {
-      for (const event of outcome.lost) lost.add(event);
-      for (const event of outcome.deadLettered) if (!lost.has(event)) deadLettered.add(event);
-    }
-    for (const event of lost) deadLettered.delete(event);
-    this.deadLettered += deadLettered.size;
-    this.delivered += events.length - deadLettered.size - lost.size;
-    if (lost.size > 0) this.drop('dead_letter_failed', [...lost]);
+  /** Writes one batch to every sink, each with its own retries. */
+  private async deliver(batch: Batch): Promise<void> {
+    const events = batch.entries.map((entry) => entry.event);
+    await Promise.all(this.sinks.map((state, i) => this.deliverTo(state, events, batch.progress[i])));
   }
 
-  /** One sink, one batch: retries, splits on 413, dead-letters what cannot be written. */
-  private async deliverTo(state: SinkState, events: AuditEvent[], depth: number): Promise<{ deadLettered: AuditEvent[]; lost: AuditEvent[] }> {
+  /** One sink, one batch (or a part of it, after a 413): retries, splits, dead-letters what cannot be written. */
+  private async deliverTo(state: SinkState, events: AuditEvent[], progress: SinkProgress): Promise<void> {
     const started = Date.now();
     for (let attempt = 1; ; attempt++) {
       if (this.aborted) throw ABORTED;
       let error: unknown;
       try {
         await this.attempt(state.sink, events);
+        if (this.aborted) throw ABORTED;
         state.delivered += events.length;
+        progress.settled += events.length;
         if (this.sinks.every((s) => s.lastError === undefined || s === state)) this.failingSince = undefined;
         state.lastError = undefined;
-        return { deadLettered: [], lost: [] };
+        return;
       } catch (caught) {
+        if (caught === ABORTED) throw caught;
         error = caught;
       }
       if (this.aborted) throw ABORTED;
       const { kind, retryAfterMs } = classifyFailure(error);
-      const exhausted = attempt >= this.retry.maxAttempts || Date.now() - started >= this.retry.maxElapsed;
+      let delay = 0;
+      if (kind === 'transient') {
+        delay = backoffDelay(attempt, this.retry.initialDelay, this.retry.maxDelay);
+        if (retryAfterMs !== undefined) delay = Math.max(delay, retryAfterMs);
+      }
+      const elapsed = Date.now() - started;
+      // A Retry-After beyond what is left of maxElapsed cannot be honoured within it: give up now, not later.
+      const exhausted =
+        attempt >= this.retry.maxAttempts || elapsed >= this.retry.maxElapsed || (retryAfterMs !== undefined && elapsed + delay > this.retry.maxElapsed);
       const next = kind === 'too_large' && events.length > 1 ? 'split' : kind === 'transient' && !exhausted ? 'retry' : 'dead-letter';
       this.recordFailure(state, error, { sink: state.name, events: events.length, attempt, next });
       if (next === 'split') {
         const middle = Math.ceil(events.length / 2);
-        const first = await this.deliverTo(state, events.slice(0, middle), depth + 1);
-        const second = await this.deliverTo(state, events.slice(middle), depth + 1);
-        return { deadLettered: [...first.deadLettered, ...second.deadLettered], lost: [...first.lost, ...second.lost] };
+        await this.deliverTo(state, events.slice(0, middle), progress);
+        await this.deliverTo(state, events.slice(middle), progress);
+        return;
       }
       if (next === 'dead-letter') {
-        const reason = kind === 'transient' ? new GaveUpError(attempt, Date.now() - started, error) : error;
-        return (await this.deadLetter(events, reason, state.name)) ? { deadLettered: events, lost: [] } : { deadLettered: [], lost: events };
+        const waitTooLong = retryAfterMs !== undefined && elapsed + delay > this.retry.maxElapsed ? retryAfterMs : undefined;
+        const reason = kind === 'transient' ? new GaveUpError(attempt, elapsed, error, this.describe(error), waitTooLong) : error;
+        const taken = await this.deadLetter(events, reason, state.name);
+        for (const event of events) (taken ? progress.deadLettered : progress.lost).add(event);
+        progress.settled += events.length;
+        return;
       }
       this.retries++;
-      let delay = backoffDelay(attempt, this.retry.initialDelay, this.retry.maxDelay);
-      if (retryAfterMs !== undefined) delay = Math.max(delay, retryAfterMs);
       await this.sleep(delay);
     }
   }
 
   private attempt(sink: AuditSink, events: AuditEvent[]): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new AttemptTimeoutError(this.retry.attemptTimeout)), this.retry.attemptTimeout);
+      const timer = setTimeout(() => reject(new AttemptTimeoutError(this.retry.attemptTimeout)), Math.min(this.retry.attemptTimeout, MAX_TIMER_MS));
       timer.unref();
       let written: Promise<void>;
       try {
@@ -459,6 +630,7 @@ export class BatchingAuditTransport extends AuditTransport {
       } catch (error) {
         written = Promise.reject(error);
       }
+      // After the timeout the write is abandoned: its late answer settles nothing (the promise is settled).
       written.then(
         () => {
           clearTimeout(timer);
@@ -474,7 +646,7 @@ export class BatchingAuditTransport extends AuditTransport {
 
   private recordFailure(state: SinkState, error: unknown, info: AuditSinkErrorInfo): void {
     state.failures++;
-    state.lastError = describe(error);
+    state.lastError = this.describe(error);
     this.lastError = `${state.name}: ${state.lastError}`;
     this.failingSince ??= Date.now();
     this.logger.error(`sink:${state.name}:${info.next}`, MESSAGES.sinkAttemptFailed(state.name, info.events, info.attempt, info.next, state.lastError));
@@ -482,27 +654,30 @@ export class BatchingAuditTransport extends AuditTransport {
       try {
         this.options.onError(error, info);
       } catch (hookError) {
-        this.logger.warn('onError', MESSAGES.callbackFailed('onError', describe(hookError)));
+        this.logger.warn('onError', MESSAGES.callbackFailed('onError', this.describe(hookError)));
       }
     }
   }
 
   /** Hands events to the dead-letter handler; true when it took them. */
   private async deadLetter(events: AuditEvent[], error: unknown, sink: string): Promise<boolean> {
+    const reason = this.describe(error);
     try {
       if (this.options.onDeadLetter) {
         await this.options.onDeadLetter(events, error);
       } else {
         const at = new Date().toISOString();
-        const reason = { name: error instanceof Error ? error.name : 'Error', message: describe(error) };
-        const lines = events.map((event) => `${JSON.stringify({ dead_lettered_at: at, sink, error: reason, event })}\n`).join('');
+        const cause = { name: error instanceof Error ? error.name : 'Error', message: reason };
+        // The line-safe serializer of the sinks: one event is one line, whatever its strings hold.
+        let lines = '';
+        for (const event of events) lines += toJsonLine({ dead_lettered_at: at, sink, error: cause, event });
         await mkdir(dirname(this.deadLetterPath), { recursive: true });
         await appendFile(this.deadLetterPath, lines, { mode: 0o600 });
       }
-      this.logger.warn('dead-letter', MESSAGES.deadLettered(events.length, sink, describe(error), this.options.onDeadLetter ? 'onDeadLetter' : this.deadLetterPath));
+      this.logger.warn('dead-letter', MESSAGES.deadLettered(events.length, sink, reason, this.options.onDeadLetter ? 'onDeadLetter' : this.deadLetterPath));
       return true;
     } catch (handlerError) {
-      this.logger.error('dead-letter-failed', MESSAGES.callbackFailed('The dead-letter handler', describe(handlerError)));
+      this.logger.error('dead-letter-failed', MESSAGES.callbackFailed('The dead-letter handler', this.describe(handlerError)));
       return false;
     }
   }
@@ -517,29 +692,45 @@ export class BatchingAuditTransport extends AuditTransport {
       try {
         this.options.onDrop({ reason, count, events });
       } catch (error) {
-        this.logger.warn('onDrop', MESSAGES.callbackFailed('onDrop', describe(error)));
+        this.logger.warn('onDrop', MESSAGES.callbackFailed('onDrop', this.describe(error)));
       }
     }
   }
 
+  /** An error as text for logs, stats and the dead-letter file, secrets removed. */
+  private describe(error: unknown): string {
+    const text = describe(error);
+    try {
+      return this.scrub(text);
+    } catch {
+      return '[error text withheld: the scrub function threw]';
+    }
+  }
+
+  /** Waits `ms`, chaining timers past setTimeout's limit; shutdown wakes every sleeper. */
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
       const wake = () => {
         clearTimeout(timer);
         this.sleepers.delete(wake);
         resolve();
       };
-      const timer = setTimeout(wake, ms);
-      timer.unref();
+      const arm = (left: number) => {
+        timer = setTimeout(() => (left > MAX_TIMER_MS ? arm(left - MAX_TIMER_MS) : wake()), Math.min(left, MAX_TIMER_MS));
+        timer.unref();
+      };
       this.sleepers.add(wake);
+      arm(ms);
     });
   }
 
   private resolveWaiters(): void {
     if (this.waiters.length === 0) return;
+    const prefix = this.sequence.settledPrefix;
     const still: FlushWaiter[] = [];
     for (const waiter of this.waiters) {
-      if (this.settled >= waiter.target) waiter.resolve();
+      if (prefix >= waiter.target) waiter.resolve();
       else still.push(waiter);
     }
     this.waiters = still;
@@ -563,12 +754,7 @@ export class BatchingAuditTransport extends AuditTransport {
       this.head = (this.head + 1) % ring.length;
     }
     this.size -= count;
-    this.taken += count;
     return batch;
-  }
-
-  private takeAll(): AuditEvent[] {
-    return this.take(this.size).map((entry) => entry.event);
   }
 
   private grow(): void {
@@ -598,16 +784,20 @@ export class AttemptTimeoutError extends Error {
 /** Retries ran out. */
 class GaveUpError extends Error {
   override name = 'RetriesExhaustedError';
-  constructor(attempts: number, elapsedMs: number, readonly lastError: unknown) {
-    super(`Gave up after ${attempts} attempt(s) over ${elapsedMs} ms; last error: ${describe(lastError)}`, { cause: lastError });
+  constructor(attempts: number, elapsedMs: number, readonly lastError: unknown, lastErrorText: string, retryAfterMs?: number) {
+    const wait = retryAfterMs === undefined ? '' : ` (the sink asked to wait ${retryAfterMs} ms, past retry.maxElapsed)`;
+    super(`Gave up after ${attempts} attempt(s) over ${elapsedMs} ms${wait}; last error: ${lastErrorText}`, { cause: lastError });
   }
 }
 
-/** Resolves true when `promise` settles in time, false when the deadline passes first. */
+/**
+ * Resolves true when `promise` settles in time, false when the deadline passes first. Only `close()`
+ * uses it, and its timer is deliberately not unref()'d: it keeps the process alive while close() drains,
+ * and for no longer than the deadline.
+ */
 function withDeadline(promise: Promise<unknown>, ms: number): Promise<boolean> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => resolve(false), ms);
-    timer.unref();
+    const timer = setTimeout(() => resolve(false), Math.min(ms, MAX_TIMER_MS));
     promise.then(
       () => {
         clearTimeout(timer);

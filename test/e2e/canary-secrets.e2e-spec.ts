@@ -13,10 +13,12 @@ import {
   AuditContext,
   AuditModule,
   AuditService,
+  AuditSinkError,
   AuditTransport,
   ConsoleAuditSink,
   FileAuditSink,
   HttpAuditSink,
+  PermanentAuditSinkError,
   auditDiff,
 } from 'nestjs-audit';
 import { InMemoryAuditTransport } from 'nestjs-audit/testing';
@@ -253,5 +255,43 @@ describe(`canary secrets in ${POSITIONS} positions`, () => {
     const headers = memory.find({ action: 'secret.headers' })[0];
     expect(headers.metadata.headers).toMatchObject({ authorization: '[REDACTED]', cookie: '[REDACTED]', 'x-api-key': '[REDACTED]', 'content-length': '0' });
     expect(headers.actor.user_agent).toBe('curl/8 token=[REDACTED]');
+  });
+});
+
+describe('canary secrets in what a failing sink says: the dead-letter file and the log lines', () => {
+  it('leak none of them, and the dead-letter file keeps one line per event', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'nestjs-audit-canary-dlq-'));
+    const secrets = [canary(POSITIONS), canary(POSITIONS + 1), canary(POSITIONS + 2)];
+    let calls = 0;
+    // Sinks quote what they were sent, or their own credentials, in their errors.
+    const sink = {
+      write: async () => {
+        if (++calls === 1) throw new AuditSinkError(`collector said: Authorization: Bearer ${secrets[0]} is not valid`, 503);
+        throw new PermanentAuditSinkError(`POST https://collector.example/ingest?token=${secrets[1]} refused; api_key=${secrets[2]}`);
+      },
+    };
+    const logged: string[] = [];
+    const deadLetterPath = join(dir, 'dead-letter.jsonl');
+    try {
+      const moduleRef = await Test.createTestingModule({
+        imports: [AuditModule.forRoot({ sink, deadLetterPath, http: false, flushInterval: 10, retry: { initialDelay: 5, maxDelay: 10 } }), CanaryFeature],
+      }).compile();
+      const app = moduleRef.createNestApplication(new ExpressAdapter(), {
+        logger: { log: () => undefined, warn: (m: unknown) => void logged.push(String(m)), error: (m: unknown) => void logged.push(String(m)) },
+      });
+      await app.init();
+      const audit = app.get(AuditService);
+      audit.log({ action: 'secret.sink', resource: { type: 'secret', id: 's' }, metadata: { note: 'one\u2028two\u202Eowt' } });
+      await audit.flush();
+      const stats = JSON.stringify(audit.stats());
+      await app.close();
+      const file = await readFile(deadLetterPath, 'utf8');
+      expect(file.split(/\r\n|\n|\r|\u2028|\u2029|\u0085/).filter(Boolean)).toHaveLength(1);
+      expect(logged.some((line) => line.includes('Dead-lettered 1 audit event'))).toBe(true);
+      const leaks = secrets.filter((secret) => [file, stats, ...logged].some((text) => text.includes(secret)));
+      expect(leaks).toEqual([]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

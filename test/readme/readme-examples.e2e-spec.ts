@@ -46,6 +46,17 @@ describe('README', () => {
   });
 });
 
+describe('README options table', () => {
+  it('lists every AuditModule option once, each with its default', async () => {
+    const { SCHEMA_KEYS } = await import('../../lib/audit.options-schema.js');
+    const readme = readFileSync(join(here, '..', '..', 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('## Options'), readme.indexOf('## Data protection'));
+    const rows = [...section.matchAll(/^\| `(\w+)` \| ([^|]*(?:\\\|[^|]*)*) \| ([^|]*(?:\\\|[^|]*)*) \|/gm)].map((m) => ({ name: m[1], defaults: m[3].trim() }));
+    expect(rows.map((row) => row.name).sort()).toEqual([...SCHEMA_KEYS].sort());
+    expect(rows.filter((row) => row.defaults === '')).toEqual([]);
+  });
+});
+
 describe('README exports', () => {
   it('documents every name the package exports', () => {
     const readme = readFileSync(join(here, '..', '..', 'README.md'), 'utf8');
