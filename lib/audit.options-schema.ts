@@ -21,7 +21,6 @@ import type { AuditRedactionOptions } from './event/audit.redaction.js';
 import type { AuditSnapshotLimits } from './event/audit.snapshot.js';
 import { ConsoleAuditSink } from './sinks/console.sink.js';
 import type { AuditSink } from './sinks/audit.sink.js';
-import { SPOOL_DEFAULTS } from './transport/audit.spool.js';
 
 function IsFunctionValue(options?: ValidationOptions): PropertyDecorator {
   return ValidateBy(
@@ -360,7 +359,7 @@ export function resolveAuditOptions(
   }
   const spool = input.spool as { maxBytes?: unknown; segmentBytes?: unknown } | undefined;
   if (isPlainObject(spool) && typeof spool.segmentBytes === 'number') {
-    const maxBytes = typeof spool.maxBytes === 'number' ? spool.maxBytes : SPOOL_DEFAULTS.maxBytes;
+    const maxBytes = typeof spool.maxBytes === 'number' ? spool.maxBytes : AUDIT_DEFAULTS.spool.maxBytes;
     if (spool.segmentBytes > maxBytes) {
       issues.push(`spool.segmentBytes: must be at most spool.maxBytes (${maxBytes}): a segment is deleted only once all of it is delivered, got ${spool.segmentBytes}`);
     }

@@ -117,7 +117,10 @@ export interface AuditLimitsOptions {
 }
 
 /**
- * The defaults of every option, in one place.
+ * The defaults of every option, in one place: the module, `BatchingAuditTransport` and the spool all read
+ * them here. Two defaults are rules rather than values: `sink` is a new `ConsoleAuditSink`, and `overflow`
+ * is `'spool'` with a spool, else `'drop-newest'`; the spool's `segmentBytes` is also capped at a quarter of
+ * its `maxBytes`.
  *
  * @publicApi
  */
@@ -126,6 +129,16 @@ export const AUDIT_DEFAULTS = Object.freeze({
   maxBatchSize: 50,
   maxQueueSize: 10_000,
   maxQueueBytes: 64 * 1024 * 1024,
+  maxConcurrentBatches: 1,
+  retry: Object.freeze({
+    initialDelay: 200,
+    maxDelay: 30_000,
+    maxAttempts: Number.POSITIVE_INFINITY,
+    maxElapsed: 600_000,
+    attemptTimeout: 30_000,
+  }),
+  spool: Object.freeze({ fsyncInterval: 1000, maxBytes: 1024 * 1024 * 1024, segmentBytes: 8 * 1024 * 1024 }),
+  deadLetterPath: 'audit-dead-letter.jsonl',
   http: Object.freeze({ methods: ['POST', 'PUT', 'PATCH', 'DELETE'], exclude: [] as (string | RegExp)[] }),
   systemActor: Object.freeze({ id: 'system', type: 'system' }) as AuditActor,
   shutdownTimeout: 10_000,

@@ -18,13 +18,6 @@ export interface AuditRetryOptions {
   attemptTimeout?: number;
 }
 
-export const RETRY_DEFAULTS = Object.freeze({
-  initialDelay: 200,
-  maxDelay: 30_000,
-  maxAttempts: Number.POSITIVE_INFINITY,
-  maxElapsed: 600_000,
-  attemptTimeout: 30_000,
-});
 
 export type FailureKind = 'transient' | 'permanent' | 'too_large';
 

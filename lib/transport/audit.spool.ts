@@ -16,6 +16,7 @@ import {
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { AuditEvent } from '../event/audit-event.interface.js';
+import { AUDIT_DEFAULTS } from '../audit.options.js';
 import { toLineSafeJson } from '../sinks/event-line.js';
 import { acquireSpoolLock, type SpoolLock } from './audit.spool-lock.js';
 
@@ -36,7 +37,6 @@ export interface AuditSpoolOptions {
 }
 
 /** The defaults of the spool's options. */
-export const SPOOL_DEFAULTS = Object.freeze({ fsyncInterval: 1000, maxBytes: 1024 * 1024 * 1024, segmentBytes: 8 * 1024 * 1024 });
 
 /** Where an event lives in the spool. */
 export interface SpoolPosition {
@@ -129,13 +129,13 @@ export class AuditSpool {
     readChunkBytes = 4 * 1024 * 1024,
   ) {
     this.dir = options.dir;
-    this.maxBytes = options.maxBytes ?? SPOOL_DEFAULTS.maxBytes;
+    this.maxBytes = options.maxBytes ?? AUDIT_DEFAULTS.spool.maxBytes;
     if (options.segmentBytes !== undefined && options.segmentBytes > this.maxBytes) {
       throw new TypeError(
         `AuditSpool: segmentBytes (${options.segmentBytes}) must be at most maxBytes (${this.maxBytes}); a segment is deleted only once all of it is acknowledged, so a larger one could never fit.`,
       );
     }
-    this.segmentBytes = options.segmentBytes ?? Math.min(SPOOL_DEFAULTS.segmentBytes, Math.floor(this.maxBytes / 4));
+    this.segmentBytes = options.segmentBytes ?? Math.min(AUDIT_DEFAULTS.spool.segmentBytes, Math.floor(this.maxBytes / 4));
     this.compactBytes = Math.min(this.segmentBytes, Math.max(4096, Math.floor(this.maxBytes / 64)));
     this.readChunkBytes = readChunkBytes;
     mkdirSync(this.dir, { recursive: true });
@@ -148,7 +148,7 @@ export class AuditSpool {
       this.lock.release();
       throw error;
     }
-    this.fsyncTimer = setInterval(() => this.sync(), options.fsyncInterval ?? SPOOL_DEFAULTS.fsyncInterval);
+    this.fsyncTimer = setInterval(() => this.sync(), options.fsyncInterval ?? AUDIT_DEFAULTS.spool.fsyncInterval);
     this.fsyncTimer.unref();
   }
 

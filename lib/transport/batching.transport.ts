@@ -10,7 +10,7 @@ import type { AuditSink } from '../sinks/audit.sink.js';
 import { toJsonLine } from '../sinks/event-line.js';
 import { SettledSequence } from './audit.sequence.js';
 import { AuditSpool, type AuditSpoolOptions, type SpoolLine, type SpoolPosition } from './audit.spool.js';
-import { backoffDelay, classifyFailure, RETRY_DEFAULTS, type AuditRetryOptions } from './audit.retry.js';
+import { backoffDelay, classifyFailure, type AuditRetryOptions } from './audit.retry.js';
 import { AuditTransport, type AuditTransportStats } from './audit.transport.js';
 
 /** What to do with an event that does not fit in the queue. @publicApi */
@@ -207,8 +207,8 @@ export class BatchingAuditTransport extends AuditTransport {
     this.maxBatchSize = options.maxBatchSize ?? AUDIT_DEFAULTS.maxBatchSize;
     this.maxQueueSize = options.maxQueueSize ?? AUDIT_DEFAULTS.maxQueueSize;
     this.maxQueueBytes = options.maxQueueBytes ?? AUDIT_DEFAULTS.maxQueueBytes;
-    this.retry = { ...RETRY_DEFAULTS, ...options.retry };
-    this.maxConcurrentBatches = options.maxConcurrentBatches ?? 1;
+    this.retry = { ...AUDIT_DEFAULTS.retry, ...options.retry };
+    this.maxConcurrentBatches = options.maxConcurrentBatches ?? AUDIT_DEFAULTS.maxConcurrentBatches;
     this.shutdownTimeout = options.shutdownTimeout ?? AUDIT_DEFAULTS.shutdownTimeout;
     this.logger = options.logger ?? new RateLimitedLogger();
     if (options.scrub) {
@@ -217,7 +217,7 @@ export class BatchingAuditTransport extends AuditTransport {
       const redactor = new AuditRedactor();
       this.scrub = (text) => redactor.scrub(text);
     }
-    this.deadLetterPath = resolve(options.deadLetterPath ?? 'audit-dead-letter.jsonl');
+    this.deadLetterPath = resolve(options.deadLetterPath ?? AUDIT_DEFAULTS.deadLetterPath);
     if (options.overflow === 'spool' && !options.spool) {
       throw new TypeError("BatchingAuditTransport: overflow 'spool' needs the spool option ({ dir })");
     }
