@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import type { AuditEvent } from './audit-event.interface.js';
-import { eventSize, measureEvent, rememberEventSize } from './audit.event-size.js';
+import { eventSize, measureEvent, plainJsonSize, rememberEventSize } from './audit.event-size.js';
 
 const real = (event: AuditEvent) => Buffer.byteLength(JSON.stringify(event));
 const metadataBytes = (event: AuditEvent) => Buffer.byteLength(JSON.stringify(event.metadata));
@@ -90,5 +90,37 @@ describe('eventSize', () => {
   it('measures an event it was not told about', () => {
     const event: AuditEvent = { id: 'x', timestamp: 't', action: 'a', outcome: 'success', actor: { id: 'é' }, resource: { type: 'r', id: '1' }, metadata: { s: '😀' } };
     expect(eventSize(event)).toBe(real(event));
+  });
+
+  it('measures any event made elsewhere exactly, walking plain data and serializing the rest', () => {
+    const odd = { toJSON: () => ({ replaced: '✓' }) };
+    fc.assert(
+      fc.property(anEvent, fc.constantFrom<unknown>(undefined, new Date(0), odd, [undefined, () => 1], -0, 1e21, 0.1), (event, extra) => {
+        const withExtra = { ...event, metadata: { ...event.metadata, extra } } as AuditEvent;
+        expect(eventSize(withExtra)).toBe(real(withExtra));
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
+
+describe('plainJsonSize', () => {
+  it('is the UTF-8 size of JSON.stringify for plain data, whatever it holds', () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), (value) => {
+        expect(plainJsonSize(value)).toBe(Buffer.byteLength(JSON.stringify(value)));
+      }),
+      { numRuns: 2000 },
+    );
+    expect(plainJsonSize({ a: undefined, b: () => 1, c: [undefined, Symbol('s')], d: -0, e: NaN })).toBe(Buffer.byteLength(JSON.stringify({ a: undefined, b: () => 1, c: [undefined, Symbol('s')], d: -0, e: NaN })));
+  });
+
+  it('declines what it cannot size without serializing: toJSON, class instances, BigInt, deep nesting', () => {
+    class Point {
+      x = 1;
+    }
+    let deep: unknown = 1;
+    for (let i = 0; i < 100; i++) deep = [deep];
+    for (const value of [new Date(0), { toJSON: () => 1 }, new Point(), { n: 1n }, deep, new Map()]) expect(plainJsonSize(value)).toBe(-1);
   });
 });

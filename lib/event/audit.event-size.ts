@@ -21,11 +21,69 @@ export function rememberEventSize(event: AuditEvent, metadataBytes: number): voi
 export function eventSize(event: AuditEvent): number {
   const known = sizes.get(event);
   if (known !== undefined) return known;
+  // An event made elsewhere (a hand-built one, a test's): walked when it is plain JSON data, the usual case.
+  const walked = plainJsonSize(event);
+  if (walked >= 0) return walked;
   try {
     return Buffer.byteLength(JSON.stringify(event));
   } catch {
     return 1024;
   }
+}
+
+const MAX_WALK_DEPTH = 64;
+
+/**
+ * `Buffer.byteLength(JSON.stringify(value))` for plain JSON data — plain objects and arrays, strings,
+ * numbers, booleans, null (undefined, functions and symbols as JSON.stringify treats them) — computed
+ * without building the string, or -1 for anything else (a `toJSON`, a class instance, a BigInt, more
+ * than 64 levels): then the caller serializes.
+ */
+export function plainJsonSize(value: unknown, depth = 0): number {
+  switch (typeof value) {
+    case 'string':
+      return textSize(value);
+    case 'number':
+      return Number.isFinite(value) ? (Number.isInteger(value) && value >= 0 && value < 1e15 ? numberSize(value) : String(value).length) : 4;
+    case 'boolean':
+      return value ? 4 : 5;
+    case 'object':
+      break;
+    default:
+      return -1; // undefined, a function or a symbol at the top, a BigInt anywhere
+  }
+  if (value === null) return 4;
+  if (depth >= MAX_WALK_DEPTH) return -1;
+  if (Array.isArray(value)) {
+    if (Object.getPrototypeOf(value) !== Array.prototype) return -1;
+    let bytes = 2 + Math.max(0, value.length - 1);
+    for (let i = 0; i < value.length; i++) {
+      const item = value[i];
+      const type = typeof item;
+      if (item === undefined || type === 'function' || type === 'symbol') bytes += 4; // null
+      else {
+        const size = plainJsonSize(item, depth + 1);
+        if (size < 0) return -1;
+        bytes += size;
+      }
+    }
+    return bytes;
+  }
+  const proto = Object.getPrototypeOf(value);
+  if ((proto !== Object.prototype && proto !== null) || typeof (value as { toJSON?: unknown }).toJSON === 'function') return -1;
+  let bytes = 2;
+  let fields = 0;
+  for (const key in value) {
+    if (!Object.prototype.hasOwnProperty.call(value, key)) continue;
+    const item = (value as Record<string, unknown>)[key];
+    const type = typeof item;
+    if (item === undefined || type === 'function' || type === 'symbol') continue; // left out
+    const size = plainJsonSize(item, depth + 1);
+    if (size < 0) return -1;
+    bytes += textSize(key) + 1 + size;
+    fields++;
+  }
+  return fields > 1 ? bytes + fields - 1 : bytes;
 }
 
 // Anything but printable ASCII without `"` and `\\`: such a string costs more than one byte per character.

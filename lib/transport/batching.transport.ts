@@ -156,6 +156,8 @@ export class BatchingAuditTransport extends AuditTransport {
   private readonly deadLetterPath: string;
 
   // A growable ring buffer: O(1) at both ends, and no slot keeps a sent event alive.
+  /** Sent, not yet sized nor checked against the bounds (no spool): admitted on the next turn of the loop. */
+  private intake: AuditEvent[] = [];
   private ring: (Entry | undefined)[] = new Array(64);
   private head = 0;
   private size = 0;
@@ -245,6 +247,33 @@ export class BatchingAuditTransport extends AuditTransport {
       this.drop('closed', [event]);
       return;
     }
+    // The spool's promise: an event is on disk before it counts as accepted.
+    if (this.spool) {
+      this.admit(event);
+      this.schedule();
+      return;
+    }
+    // What the caller waits for is a push: sizing and the bounds run in bulk, on the next turn of the loop.
+    const intake = this.intake;
+    intake.push(event);
+    if (intake.length === 1) this.immediate ??= setImmediate(this.onImmediate).unref();
+    // Never more events waiting to be sized than the queue could hold: beyond, admitted now, as they come.
+    if (intake.length + this.size + this.inFlightEvents >= this.maxQueueSize) {
+      this.admitIntake();
+      this.schedule();
+    }
+  }
+
+  /** Admits what was sent since the last turn of the loop, in order. */
+  private admitIntake(): void {
+    const intake = this.intake;
+    if (intake.length === 0) return;
+    this.intake = [];
+    for (let i = 0; i < intake.length; i++) this.admit(intake[i]);
+  }
+
+  /** Takes `event` into the queue or the spool, or drops it (counted), by the bounds and the overflow policy. */
+  private admit(event: AuditEvent): void {
     const spool = this.spool;
     // With a spool the line is serialized anyway: its length is the event's exact size.
     let line: SpoolLine | undefined;
@@ -283,10 +312,10 @@ export class BatchingAuditTransport extends AuditTransport {
       this.diskOnly++;
       spool!.markDiskOnlyFrom(position!);
     }
-    this.schedule();
   }
 
   flush(): Promise<void> {
+    this.admitIntake();
     const target = this.accepted;
     if (this.sequence.settledPrefix >= target) return Promise.resolve();
     this.flushTarget = Math.max(this.flushTarget, target);
@@ -309,6 +338,8 @@ export class BatchingAuditTransport extends AuditTransport {
   }
 
   override stats(): AuditTransportStats {
+    // What waits to be sized is admitted first (its immediate is still due), so the counters show the bounds applied.
+    this.admitIntake();
     return {
       enqueued: this.enqueued,
       delivered: this.delivered,
@@ -423,6 +454,7 @@ export class BatchingAuditTransport extends AuditTransport {
 
   private readonly onImmediate = (): void => {
     this.immediate = undefined;
+    this.admitIntake();
     this.pump();
   };
 
