@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { AuditRedactor, REDACTED } from './audit.redaction.js';
-import { DEFAULT_SNAPSHOT_LIMITS, snapshot, snapshotMetadata } from './audit.snapshot.js';
+import { AuditPseudonymizer } from './audit.pseudonymizer.js';
+import { DEFAULT_SNAPSHOT_LIMITS, SYMBOL_KEYS_KEY, snapshot, snapshotMetadata } from './audit.snapshot.js';
 
 describe('snapshotMetadata', () => {
   it('copies, so later mutation of the caller\'s object changes nothing', () => {
@@ -216,5 +217,54 @@ describe('snapshot limits', () => {
       e: `${'x'.repeat(16)}…[Truncated: 4 more chars]`,
       '…': '[Truncated: 1 more keys]',
     });
+  });
+});
+
+describe('snapshot of awkward properties', () => {
+  it('reads a toJSON that is no function once, and records it as data', () => {
+    let reads = 0;
+    const { value } = snapshotMetadata({ o: { get toJSON() { reads++; return 'not a function'; }, a: 1 } });
+    expect(reads).toBe(1);
+    expect(value).toEqual({ o: { toJSON: 'not a function', a: 1 } });
+  });
+
+  it('drops symbol-keyed properties with a marker naming them (enumerable ones, as JSON and spreads see them)', () => {
+    const input: Record<string | symbol, unknown> = { visible: 1, [Symbol('hidden')]: 'x', [Symbol('other')]: { deep: true } };
+    Object.defineProperty(input, Symbol('internal'), { value: 1, enumerable: false });
+    const { value, truncated } = snapshotMetadata({ nested: input });
+    expect(value).toEqual({ nested: { visible: 1, [SYMBOL_KEYS_KEY]: '[Dropped: Symbol(hidden), Symbol(other)]' } });
+    expect(truncated).toBe(false);
+    expect(snapshotMetadata({ plain: 1 }).value).toEqual({ plain: 1 });
+  });
+});
+
+describe('snapshot with pseudonyms', () => {
+  const plan = (paths: string[]) =>
+    new AuditPseudonymizer({ secret: 'a-secret-of-at-least-16-bytes', keyId: 'k1', fields: paths.map((path) => `metadata.${path}`) }).metadata!;
+
+  it('replaces planned strings and numbers, and the items of a planned array, but never a secret', () => {
+    const pseudonyms = plan(['shared_with', 'recipients', 'list.*.email', 'password']);
+    const { value } = snapshotMetadata(
+      { shared_with: 'bob@example.com', recipients: ['c@example.com', 7, { keep: 'me' }], list: [{ email: 'e@example.com', n: 1 }], password: 'p', other: 'bob@example.com' },
+      DEFAULT_SNAPSHOT_LIMITS,
+      new AuditRedactor(),
+      'metadata',
+      pseudonyms,
+    );
+    const p = pseudonyms.pseudonym;
+    expect(value).toEqual({
+      shared_with: p('bob@example.com'),
+      recipients: [p('c@example.com'), p('7'), { keep: 'me' }],
+      list: [{ email: p('e@example.com'), n: 1 }],
+      password: REDACTED,
+      other: 'bob@example.com',
+    });
+  });
+
+  it('counts the pseudonyms against the byte limit, so the cap holds for what is recorded', () => {
+    const result = snapshotMetadata({ recipients: Array.from({ length: 1000 }, (_, i) => String(i % 10)) }, DEFAULT_SNAPSHOT_LIMITS, new AuditRedactor(), 'metadata', plan(['recipients']));
+    expect(Buffer.byteLength(JSON.stringify(result.value))).toBeLessThanOrEqual(DEFAULT_SNAPSHOT_LIMITS.maxBytes);
+    expect(result.truncated).toBe(true);
+    expect(JSON.stringify(result.value)).toContain('[Truncated: size limit]');
   });
 });

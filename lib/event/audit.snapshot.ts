@@ -1,6 +1,28 @@
 import { AuditRedactor, REDACTED, isCardNumber } from './audit.redaction.js';
 
 /**
+ * Which metadata values are replaced by pseudonyms, as a tree of keys
+ * (compiled once from `pseudonymize.fields`). Applied during the snapshot, so
+ * that the byte limits hold for what is recorded.
+ */
+export interface PseudonymPlan {
+  /** A string or number here is replaced. */
+  here: boolean;
+  /** The plan of each named key below. */
+  children: Map<string, PseudonymPlan>;
+  /** The plan of any key or index below (`*`). */
+  any: PseudonymPlan | undefined;
+  /** The plan of an array's items: `any`, plus `here` for the items of an array found here. */
+  items: PseudonymPlan | undefined;
+}
+
+/** What the snapshot pseudonymises, and how. */
+export interface SnapshotPseudonyms {
+  plan: PseudonymPlan;
+  pseudonym: (value: string) => string;
+}
+
+/**
  * Limits that keep one event's metadata bounded whatever a caller passes.
  *
  * @publicApi
@@ -28,6 +50,8 @@ export const DEFAULT_SNAPSHOT_LIMITS: Readonly<AuditSnapshotLimits> = Object.fre
 
 /** The key of the marker that says an object was cut. */
 export const TRUNCATED_KEY = '…';
+/** The key of the marker that lists the symbol-keyed properties left out. */
+export const SYMBOL_KEYS_KEY = '[Symbol keys]';
 const SIZE_MARKER = '[Truncated: size limit]';
 // Room kept for the root's size marker, so the cut tree plus its marker stays within maxBytes.
 const MARKER_RESERVE = 64;
@@ -49,6 +73,10 @@ interface FillTask {
   ancestors: Ancestor | undefined;
   /** Dotted path, tracked only for a user redact hook. */
   path: string;
+  /** What is pseudonymised below, if anything. */
+  plan: PseudonymPlan | undefined;
+  /** The `toJSON` property, already read (it was no function), so that its getter does not run twice. */
+  toJSON?: { value: unknown };
 }
 
 interface Ancestor {
@@ -56,7 +84,7 @@ interface Ancestor {
   parent: Ancestor | undefined;
 }
 
-const { toString: objectToString } = Object.prototype;
+const { toString: objectToString, propertyIsEnumerable } = Object.prototype;
 /** Printable ASCII that JSON writes as is (no quote, no backslash): size = length + 2. A loop beats a RegExp on short strings. */
 function isPlainAscii(value: string): boolean {
   for (let i = 0; i < value.length; i++) {
@@ -78,8 +106,9 @@ export function snapshot(
   limits: AuditSnapshotLimits = DEFAULT_SNAPSHOT_LIMITS,
   redactor?: AuditRedactor,
   rootPath = '',
+  pseudonyms?: SnapshotPseudonyms,
 ): SnapshotResult {
-  const state = new SnapshotState(limits, redactor);
+  const state = new SnapshotState(limits, redactor, pseudonyms);
   return state.run(input, rootPath);
 }
 
@@ -89,11 +118,12 @@ export function snapshotMetadata(
   limits: AuditSnapshotLimits = DEFAULT_SNAPSHOT_LIMITS,
   redactor?: AuditRedactor,
   rootPath = '',
+  pseudonyms?: SnapshotPseudonyms,
 ): SnapshotResult<Record<string, unknown>> {
   if (input === undefined || input === null) {
     return { value: {}, truncated: false, bytes: 2 };
   }
-  const result = snapshot(input, limits, redactor, rootPath);
+  const result = snapshot(input, limits, redactor, rootPath, pseudonyms);
   if (result.value !== null && typeof result.value === 'object' && !Array.isArray(result.value)) {
     return result as SnapshotResult<Record<string, unknown>>;
   }
@@ -110,10 +140,13 @@ class SnapshotState {
   private pending: FillTask | undefined;
   /** The serialized size of what `convert()` just returned. */
   private size = 0;
+  /** The `toJSON` that `special()` just read and found to be no function. */
+  private readToJSON: { value: unknown } | undefined;
 
   constructor(
     private readonly limits: AuditSnapshotLimits,
     private readonly redactor: AuditRedactor | undefined,
+    private readonly pseudonyms: SnapshotPseudonyms | undefined,
   ) {
     this.budget = Math.max(limits.maxBytes - MARKER_RESERVE, 2);
   }
@@ -121,7 +154,7 @@ class SnapshotState {
   run(input: unknown, rootPath: string): SnapshotResult {
     let value: unknown;
     try {
-      value = this.convert(input, 0, undefined, rootPath);
+      value = this.convert(input, 0, undefined, rootPath, this.pseudonyms?.plan);
       this.bytes += this.size;
       this.commit();
       this.drain();
@@ -169,22 +202,22 @@ class SnapshotState {
   }
 
   /** Converts one value and sets `size`; a container is returned empty and filled later. */
-  private convert(value: unknown, depth: number, ancestors: Ancestor | undefined, path: string): unknown {
+  private convert(value: unknown, depth: number, ancestors: Ancestor | undefined, path: string, plan: PseudonymPlan | undefined): unknown {
     this.pending = undefined;
     switch (typeof value) {
       case 'string':
-        return this.leaf(this.string(value), path);
+        return this.leaf(this.string(value), path, plan);
       case 'number':
         if (Number.isFinite(value)) {
           if (this.redactor && isCardNumber(value)) return this.text(REDACTED);
-          return this.leaf(value === 0 ? 0 : value, path);
+          return this.leaf(value === 0 ? 0 : value, path, plan);
         }
         return this.text(Number.isNaN(value) ? 'NaN' : value > 0 ? 'Infinity' : '-Infinity');
       case 'boolean':
         this.size = value ? 4 : 5;
         return value;
       case 'bigint':
-        return this.leaf(this.string(value.toString()), path);
+        return this.leaf(this.string(value.toString()), path, plan);
       case 'undefined':
         this.size = 0;
         return undefined;
@@ -197,16 +230,18 @@ class SnapshotState {
       this.size = 4;
       return null;
     }
-    return this.object(value as object, depth, ancestors, path, true);
+    return this.object(value as object, depth, ancestors, path, true, plan);
   }
 
-  private object(value: object, depth: number, ancestors: Ancestor | undefined, path: string, useToJSON: boolean): unknown {
+  private object(value: object, depth: number, ancestors: Ancestor | undefined, path: string, useToJSON: boolean, plan: PseudonymPlan | undefined): unknown {
     for (let a = ancestors; a; a = a.parent) {
       if (a.value === value) return this.text('[Circular]');
     }
     try {
-      const special = this.special(value, depth, ancestors, path, useToJSON);
+      this.readToJSON = undefined;
+      const special = this.special(value, depth, ancestors, path, useToJSON, plan);
       if (special !== NOT_SPECIAL) return special;
+      const toJSON = this.readToJSON;
       if (depth >= this.limits.maxDepth) {
         this.truncated = true;
         return this.text('[Truncated: depth]');
@@ -214,7 +249,9 @@ class SnapshotState {
       const isArrayLike = Array.isArray(value) || value instanceof Map || value instanceof Set;
       const target: Container = isArrayLike ? [] : {};
       this.size = 2;
-      this.pending = { source: value, target, depth: depth + 1, ancestors, path };
+      // Map contents are not addressed by pseudonymize paths (only object keys and array items are).
+      const below = plan === undefined || value instanceof Map ? undefined : plan;
+      this.pending = { source: value, target, depth: depth + 1, ancestors, path, plan: below, toJSON };
       return target;
     } catch (error) {
       return this.marker(unserializable(error));
@@ -222,7 +259,7 @@ class SnapshotState {
   }
 
   /** Encodings of values that JSON.stringify gets wrong; NOT_SPECIAL for plain data. */
-  private special(value: object, depth: number, ancestors: Ancestor | undefined, path: string, useToJSON: boolean): unknown {
+  private special(value: object, depth: number, ancestors: Ancestor | undefined, path: string, useToJSON: boolean, plan: PseudonymPlan | undefined): unknown {
     if (value instanceof Date) {
       const time = value.getTime();
       return this.text(Number.isNaN(time) ? '[Invalid Date]' : value.toISOString());
@@ -247,7 +284,7 @@ class SnapshotState {
       this.size = type.length + 40;
       return { type, length };
     }
-    if (value instanceof RegExp) return this.leaf(this.string(String(value)), path);
+    if (value instanceof RegExp) return this.leaf(this.string(String(value)), path, plan);
     if (value instanceof Promise) return this.text('[Promise]');
     if (value instanceof WeakMap || value instanceof WeakSet || value instanceof WeakRef) {
       return this.text(`[${safeTag(value)}]`);
@@ -258,9 +295,10 @@ class SnapshotState {
         const json: unknown = toJSON.call(value);
         // Followed once: a toJSON whose result has a toJSON again is copied as plain data.
         return typeof json === 'object' && json !== null
-          ? this.object(json, depth, ancestors, path, false)
-          : this.convert(json, depth, ancestors, path);
+          ? this.object(json, depth, ancestors, path, false, plan)
+          : this.convert(json, depth, ancestors, path, plan);
       }
+      if (toJSON !== undefined) this.readToJSON = { value: toJSON };
     }
     return NOT_SPECIAL;
   }
@@ -276,21 +314,22 @@ class SnapshotState {
         let i = 0;
         for (const [key, value] of source) {
           if (i >= max) break;
-          const keyValue = this.convert(key, task.depth + 1, ancestors, task.path);
+          const keyValue = this.convert(key, task.depth + 1, ancestors, task.path, undefined);
           const keySize = this.size;
           if (keyValue !== null && typeof keyValue === 'object') this.pending = undefined; // keys stay shallow
           const secret = typeof key === 'string' && this.isSecret(key, value);
-          const item = secret ? this.text(REDACTED) : this.convert(value, task.depth + 1, ancestors, join(task.path, i));
+          const item = secret ? this.text(REDACTED) : this.convert(value, task.depth + 1, ancestors, join(task.path, i), undefined);
           if (!this.accept(keySize + this.size + 4)) return;
           target.push([keyValue === undefined ? null : keyValue, item === undefined ? null : item]);
           i++;
         }
       } else if (source instanceof Set) {
         total = source.size;
+        const plan = task.plan?.items;
         let i = 0;
         for (const item of source) {
           if (i >= max) break;
-          const converted = this.convert(item, task.depth, ancestors, join(task.path, i));
+          const converted = this.convert(item, task.depth, ancestors, join(task.path, i), plan);
           if (!this.accept(this.size + 1)) return;
           target.push(converted === undefined ? null : converted);
           i++;
@@ -299,8 +338,10 @@ class SnapshotState {
         const array = source as unknown[];
         total = array.length;
         const n = Math.min(total, max);
+        const items = task.plan?.items;
         for (let i = 0; i < n; i++) {
-          const converted = this.read(array, i, task.depth, ancestors, join(task.path, i));
+          const plan = task.plan === undefined ? undefined : (task.plan.children.get(String(i)) ?? items);
+          const converted = this.read(array, i, task.depth, ancestors, join(task.path, i), plan);
           if (!this.accept(Math.max(this.size, 4) + 1)) return;
           target.push(converted === undefined ? null : converted);
         }
@@ -332,15 +373,16 @@ class SnapshotState {
     }
     const n = Math.min(keys.length, this.limits.maxKeys);
     const tracksPath = this.redactor?.hook !== undefined;
+    const { plan, toJSON } = task;
     for (let i = 0; i < n; i++) {
       const key = keys[i];
       let raw: unknown;
       let value: unknown;
       try {
-        raw = source[key];
+        raw = toJSON !== undefined && key === 'toJSON' ? toJSON.value : source[key];
         value = this.isSecret(key, raw)
           ? this.text(REDACTED)
-          : this.convert(raw, task.depth, ancestors, tracksPath ? join(task.path, key) : '');
+          : this.convert(raw, task.depth, ancestors, tracksPath ? join(task.path, key) : '', plan === undefined ? undefined : (plan.children.get(key) ?? plan.any));
       } catch (error) {
         value = this.marker(unserializable(error));
       }
@@ -352,6 +394,7 @@ class SnapshotState {
       if (!this.accept(this.size + valueSize + 2)) return;
       define(target, outKey, value);
     }
+    this.symbolKeys(source, target);
     if (keys.length > n) {
       this.truncated = true;
       const marker = `[Truncated: ${keys.length - n} more keys]`;
@@ -360,14 +403,36 @@ class SnapshotState {
   }
 
   /** Reads one array item; a getter that throws becomes a marker. */
-  private read(array: unknown[], index: number, depth: number, ancestors: Ancestor, path: string): unknown {
+  private read(array: unknown[], index: number, depth: number, ancestors: Ancestor, path: string, plan: PseudonymPlan | undefined): unknown {
     let value: unknown;
     try {
       value = array[index];
     } catch (error) {
       return this.marker(unserializable(error));
     }
-    return this.convert(value, depth, ancestors, path);
+    return this.convert(value, depth, ancestors, path, plan);
+  }
+
+  /**
+   * Symbol-keyed properties have no JSON form: they are left out, and a
+   * marker names them, so that nothing disappears silently.
+   */
+  private symbolKeys(source: object, target: Record<string, unknown>): void {
+    let names: string[] | undefined;
+    try {
+      const symbols = Object.getOwnPropertySymbols(source);
+      if (symbols.length === 0) return;
+      for (const symbol of symbols) {
+        if (!propertyIsEnumerable.call(source, symbol)) continue; // JSON and spreads ignore these too
+        (names ??= []).push(`Symbol(${symbol.description ?? ''})`);
+      }
+    } catch (error) {
+      names = [unserializable(error)];
+    }
+    if (names === undefined) return;
+    const shown = names.length > 10 ? [...names.slice(0, 10), `${names.length - 10} more`] : names;
+    const marker = this.string(`[Dropped: ${shown.join(', ')}]`);
+    if (this.accept(this.size + SYMBOL_KEYS_KEY.length + 3)) define(target, SYMBOL_KEYS_KEY, marker);
   }
 
   /** Values under a secret key are replaced, unless they cannot hold a secret (booleans, null). */
@@ -419,8 +484,15 @@ class SnapshotState {
     return value;
   }
 
-  /** A string or number leaf, through the user's redact hook when there is one. */
-  private leaf(value: string | number, path: string): unknown {
+  /** A string or number leaf, through the user's redact hook when there is one, then pseudonymised when planned. */
+  private leaf(value: string | number, path: string, plan: PseudonymPlan | undefined): unknown {
+    const out = this.hooked(value, path);
+    if (plan?.here !== true || this.pseudonyms === undefined) return out;
+    if ((typeof out !== 'string' || out.length === 0) && typeof out !== 'number') return out;
+    return this.text(this.pseudonyms.pseudonym(String(out)));
+  }
+
+  private hooked(value: string | number, path: string): unknown {
     const hook = this.redactor?.hook;
     if (!hook) {
       if (typeof value === 'number') this.size = String(value).length;
@@ -477,7 +549,7 @@ export function jsonSize(value: string): number {
 }
 
 /** Assigns an own data property; `__proto__` as a key stays data and never reaches a prototype. */
-function define(target: Record<string, unknown>, key: string, value: unknown): void {
+export function define(target: Record<string, unknown>, key: string, value: unknown): void {
   if (key === '__proto__') {
     Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
   } else {
