@@ -1,10 +1,9 @@
 import { Logger } from '@nestjs/common';
 import { currentStore, type AuditMethodMetadata, type AuditStore, type HttpExchange } from '../context/audit.store.js';
-import { snapshot } from '../event/audit.snapshot.js';
+import { diffSnapshot } from '../event/audit.diff.js';
 import { resolveTarget } from './audit.routing.js';
 
 const logger = new Logger('nestjs-audit');
-const DIFF_LIMITS = { maxDepth: 10, maxKeys: 500, maxArrayItems: 1000, maxStringLength: 8192, maxBytes: 1024 * 1024 };
 
 /**
  * Wraps a method so that each call is recorded: success when it returns (or
@@ -60,7 +59,7 @@ function captureBefore(meta: AuditMethodMetadata, instance: unknown, args: unkno
       logger.warn(`diff.before of @Audit() on ${meta.where} returned a promise; it must be synchronous, so no diff is recorded.`);
       return undefined;
     }
-    return snapshot(value, DIFF_LIMITS).value;
+    return diffSnapshot(value);
   } catch (error) {
     logger.warn(`diff.before of @Audit() on ${meta.where} threw, so no diff is recorded: ${String(error)}`);
     return undefined;

@@ -295,11 +295,13 @@ export class AuditRecorder implements AuditEventTarget, OnApplicationShutdown {
     try {
       const options = diff === true ? {} : diff;
       const after = options.after ? options.after(info) : info.result;
-      const changes = auditDiff(before, after, options, this.redactor);
+      const changes = auditDiff(before, after, { include: options.include, exclude: options.exclude }, this.redactor);
       return metadata !== null && typeof metadata === 'object' ? { ...metadata, ...changes } : changes;
     } catch (error) {
+      // Not silent: the event says that its diff is missing, and why.
       this.logger.warn(`diff:${meta.where}`, MESSAGES.callbackFailed(`diff of @Audit() on ${meta.where}`, describe(error)));
-      return metadata;
+      const failure = { audit_error: `diff failed: ${describe(error)}` };
+      return metadata !== null && typeof metadata === 'object' ? { ...metadata, ...failure } : failure;
     }
   }
 
