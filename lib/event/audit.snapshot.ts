@@ -363,8 +363,10 @@ class SnapshotState {
     const target = task.target as Record<string, unknown>;
     const source = task.source as Record<string, unknown>;
     let keys: string[];
+    let symbols: symbol[];
     try {
       keys = Object.keys(source);
+      symbols = Object.getOwnPropertySymbols(source);
     } catch (error) {
       this.truncated = true;
       const marker = this.marker(unserializable(error));
@@ -394,7 +396,7 @@ class SnapshotState {
       if (!this.accept(this.size + valueSize + 2)) return;
       define(target, outKey, value);
     }
-    this.symbolKeys(source, target);
+    if (symbols.length > 0) this.symbolKeys(source, symbols, target);
     if (keys.length > n) {
       this.truncated = true;
       const marker = `[Truncated: ${keys.length - n} more keys]`;
@@ -417,11 +419,9 @@ class SnapshotState {
    * Symbol-keyed properties have no JSON form: they are left out, and a
    * marker names them, so that nothing disappears silently.
    */
-  private symbolKeys(source: object, target: Record<string, unknown>): void {
+  private symbolKeys(source: object, symbols: symbol[], target: Record<string, unknown>): void {
     let names: string[] | undefined;
     try {
-      const symbols = Object.getOwnPropertySymbols(source);
-      if (symbols.length === 0) return;
       for (const symbol of symbols) {
         if (!propertyIsEnumerable.call(source, symbol)) continue; // JSON and spreads ignore these too
         (names ??= []).push(`Symbol(${symbol.description ?? ''})`);
