@@ -82,8 +82,10 @@ export function cleanActor(value: unknown): AuditActor | undefined {
   const userAgent = text(actor.user_agent, MAX_USER_AGENT);
   if (userAgent !== undefined) out.user_agent = userAgent;
   const impersonator = actor.impersonator;
-  if (impersonator && !(impersonator instanceof Unreadable)) {
-    const impersonatorId = idOf(impersonator.id);
+  // Someone acted as this actor, but who cannot be read: say so rather than drop the fact.
+  if (impersonator instanceof Unreadable) out.impersonator = { id: String(impersonator) };
+  else if (impersonator) {
+    const impersonatorId = impersonator.id instanceof Unreadable ? String(impersonator.id) : idOf(impersonator.id);
     if (impersonatorId) {
       out.impersonator = { id: impersonatorId };
       const impersonatorType = text(impersonator.type, 64);

@@ -33,6 +33,7 @@ import { uuidv7 } from './uuid7.js';
 
 const ANONYMOUS_ID = 'anonymous';
 const MAX_ACTOR_FIELD = 512;
+const MAX_PATH = 2048;
 
 /** How an HTTP exchange ended, as the capture saw it. */
 export interface HttpEnding {
@@ -198,8 +199,7 @@ export class AuditRecorder implements AuditEventTarget, OnApplicationShutdown {
     // Pseudonyms are swapped in by the snapshot itself, so that the metadata byte limit holds for them.
     const snapshot = snapshotMetadata(metadata, this.options.limits, this.redactor, 'metadata', this.pseudonymizer?.metadata);
     const actor = this.actorOf(store, explicitActor);
-    actor.id = this.field(actor.id, 'actor.id');
-    if (actor.user_agent !== undefined) actor.user_agent = this.field(actor.user_agent, 'actor.user_agent');
+    this.scrubActor(actor);
     const event: AuditEvent = {
       id: uuidv7(now),
       timestamp: new Date(now).toISOString(),
@@ -229,16 +229,17 @@ export class AuditRecorder implements AuditEventTarget, OnApplicationShutdown {
         this.logger.warn('context', MESSAGES.callbackFailed('The context resolver', describe(error)));
       }
     }
+    // Bounded like the actor's fields: AuditContext takes any string.
     if (store.request !== undefined || store.requestId !== undefined) {
-      context.request_id = this.field(ensureRequestId(store), 'context.request_id');
+      context.request_id = this.field(ensureRequestId(store).slice(0, MAX_ACTOR_FIELD), 'context.request_id');
     }
-    if (sessionId !== undefined) context.session_id = this.field(sessionId, 'context.session_id');
-    if (tenantId !== undefined) context.tenant_id = this.field(tenantId, 'context.tenant_id');
+    if (sessionId !== undefined) context.session_id = this.field(sessionId.slice(0, MAX_ACTOR_FIELD), 'context.session_id');
+    if (tenantId !== undefined) context.tenant_id = this.field(tenantId.slice(0, MAX_ACTOR_FIELD), 'context.tenant_id');
     const http = store.http;
     if (http) {
       context.method = http.method;
       if (http.route?.path) context.route = http.route.path;
-      context.path = this.field(http.path, 'context.path');
+      context.path = this.field(http.path.slice(0, MAX_PATH), 'context.path');
     }
     return Object.keys(context).length > 0 ? context : undefined;
   }
@@ -308,6 +309,21 @@ export class AuditRecorder implements AuditEventTarget, OnApplicationShutdown {
       this.logger.warn(`diff:${meta.where}`, MESSAGES.callbackFailed(`diff of @Audit() on ${meta.where}`, describe(error)));
       const failure = { audit_error: `diff failed: ${describe(error)}` };
       return metadata !== null && typeof metadata === 'object' ? { ...metadata, ...failure } : failure;
+    }
+  }
+
+  /** Every string of the actor, scrubbed like any recorded string (an id or a user agent can carry a token). */
+  private scrubActor(actor: AuditActor): void {
+    actor.id = this.field(actor.id, 'actor.id');
+    if (actor.type !== undefined) actor.type = this.field(actor.type, 'actor.type');
+    if (actor.email !== undefined) actor.email = this.field(actor.email, 'actor.email');
+    if (actor.ip !== undefined) actor.ip = this.field(actor.ip, 'actor.ip');
+    if (actor.user_agent !== undefined) actor.user_agent = this.field(actor.user_agent, 'actor.user_agent');
+    const impersonator = actor.impersonator;
+    if (impersonator) {
+      impersonator.id = this.field(impersonator.id, 'actor.impersonator.id');
+      if (impersonator.type !== undefined) impersonator.type = this.field(impersonator.type, 'actor.impersonator.type');
+      if (impersonator.email !== undefined) impersonator.email = this.field(impersonator.email, 'actor.impersonator.email');
     }
   }
 
