@@ -226,6 +226,9 @@ describe('snapshot of awkward properties', () => {
     const { value } = snapshotMetadata({ o: { get toJSON() { reads++; return 'not a function'; }, a: 1 } });
     expect(reads).toBe(1);
     expect(value).toEqual({ o: { toJSON: 'not a function', a: 1 } });
+    let undefinedReads = 0;
+    snapshotMetadata({ o: { get toJSON() { undefinedReads++; return undefined; } } });
+    expect(undefinedReads).toBe(1);
   });
 
   it('drops symbol-keyed properties with a marker naming them (enumerable ones, as JSON and spreads see them)', () => {

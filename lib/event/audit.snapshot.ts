@@ -75,8 +75,9 @@ interface FillTask {
   path: string;
   /** What is pseudonymised below, if anything. */
   plan: PseudonymPlan | undefined;
-  /** The `toJSON` property, already read (it was no function), so that its getter does not run twice. */
-  toJSON?: { value: unknown };
+  /** Whether `toJSON` was read already (and was no function): its getter must not run twice. */
+  toJSONRead: boolean;
+  toJSON: unknown;
 }
 
 interface Ancestor {
@@ -140,8 +141,9 @@ class SnapshotState {
   private pending: FillTask | undefined;
   /** The serialized size of what `convert()` just returned. */
   private size = 0;
-  /** The `toJSON` that `special()` just read and found to be no function. */
-  private readToJSON: { value: unknown } | undefined;
+  /** The `toJSON` that `special()` just read and found to be no function (no allocation: this is per object). */
+  private toJSONRead = false;
+  private toJSONValue: unknown;
 
   constructor(
     private readonly limits: AuditSnapshotLimits,
@@ -238,10 +240,12 @@ class SnapshotState {
       if (a.value === value) return this.text('[Circular]');
     }
     try {
-      this.readToJSON = undefined;
+      this.toJSONRead = false;
       const special = this.special(value, depth, ancestors, path, useToJSON, plan);
       if (special !== NOT_SPECIAL) return special;
-      const toJSON = this.readToJSON;
+      const toJSONRead = this.toJSONRead;
+      const toJSON = this.toJSONValue;
+      this.toJSONValue = undefined;
       if (depth >= this.limits.maxDepth) {
         this.truncated = true;
         return this.text('[Truncated: depth]');
@@ -251,7 +255,7 @@ class SnapshotState {
       this.size = 2;
       // Map contents are not addressed by pseudonymize paths (only object keys and array items are).
       const below = plan === undefined || value instanceof Map ? undefined : plan;
-      this.pending = { source: value, target, depth: depth + 1, ancestors, path, plan: below, toJSON };
+      this.pending = { source: value, target, depth: depth + 1, ancestors, path, plan: below, toJSONRead, toJSON };
       return target;
     } catch (error) {
       return this.marker(unserializable(error));
@@ -298,7 +302,8 @@ class SnapshotState {
           ? this.object(json, depth, ancestors, path, false, plan)
           : this.convert(json, depth, ancestors, path, plan);
       }
-      if (toJSON !== undefined) this.readToJSON = { value: toJSON };
+      this.toJSONRead = true;
+      this.toJSONValue = toJSON;
     }
     return NOT_SPECIAL;
   }
@@ -375,13 +380,13 @@ class SnapshotState {
     }
     const n = Math.min(keys.length, this.limits.maxKeys);
     const tracksPath = this.redactor?.hook !== undefined;
-    const { plan, toJSON } = task;
+    const { plan, toJSONRead, toJSON } = task;
     for (let i = 0; i < n; i++) {
       const key = keys[i];
       let raw: unknown;
       let value: unknown;
       try {
-        raw = toJSON !== undefined && key === 'toJSON' ? toJSON.value : source[key];
+        raw = toJSONRead && key === 'toJSON' ? toJSON : source[key];
         value = this.isSecret(key, raw)
           ? this.text(REDACTED)
           : this.convert(raw, task.depth, ancestors, tracksPath ? join(task.path, key) : '', plan === undefined ? undefined : (plan.children.get(key) ?? plan.any));
