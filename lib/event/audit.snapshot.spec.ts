@@ -241,6 +241,47 @@ describe('snapshot of awkward properties', () => {
   });
 });
 
+describe('snapshot of shared references', () => {
+  it('reads a shared object once, getters included, and copies it again wherever it appears', () => {
+    let reads = 0;
+    const shared = { get g() { return ++reads; }, n: { deep: 1 } };
+    const { value } = snapshotMetadata({ a: shared, b: [shared], c: new Map([['k', shared]]), d: { e: shared } });
+    expect(reads).toBe(1);
+    const copy = { g: 1, n: { deep: 1 } };
+    expect(value).toEqual({ a: copy, b: [copy], c: [['k', copy]], d: { e: copy } });
+    expect((value as { a: unknown }).a).not.toBe((value as { d: { e: unknown } }).d.e);
+  });
+
+  it('reads a shared Error, toJSON or throwing getter once too', () => {
+    let messages = 0;
+    let toJSONs = 0;
+    const error = Object.defineProperty(new Error(), 'message', { get: () => `read ${++messages}` });
+    const json = { toJSON: () => ({ n: ++toJSONs }) };
+    let throws = 0;
+    const trap = Object.defineProperty({}, 'x', { get: () => { throw new Error(`trap ${++throws}`); }, enumerable: true });
+    const { value } = snapshotMetadata({ e1: error, e2: error, j1: json, j2: json, t1: trap, t2: [trap] });
+    expect({ messages, toJSONs, throws }).toEqual({ messages: 1, toJSONs: 1, throws: 1 });
+    expect(value).toEqual({
+      e1: { name: 'Error', message: 'read 1' },
+      e2: { name: 'Error', message: 'read 1' },
+      j1: { n: 1 },
+      j2: { n: 1 },
+      t1: { x: '[Unserializable: Error: trap 1]' },
+      t2: [{ x: '[Unserializable: Error: trap 1]' }],
+    });
+  });
+
+  it('reads an object met first below the depth limit once, when it appears again higher up', () => {
+    let reads = 0;
+    const shared = { get toJSON() { reads++; return undefined; }, v: 1 };
+    const limits = { ...DEFAULT_SNAPSHOT_LIMITS, maxDepth: 3 };
+    // Filled last in first out: the deep branch is walked before the shallow one.
+    const { value } = snapshotMetadata({ shallow: { s: shared }, deep: { deeper: { s: shared } } }, limits);
+    expect(reads).toBe(1);
+    expect(value).toEqual({ shallow: { s: { v: 1 } }, deep: { deeper: { s: '[Truncated: depth]' } } });
+  });
+});
+
 describe('snapshot with pseudonyms', () => {
   const plan = (paths: string[]) =>
     new AuditPseudonymizer({ secret: 'a-secret-of-at-least-16-bytes', keyId: 'k1', fields: paths.map((path) => `metadata.${path}`) }).metadata!;

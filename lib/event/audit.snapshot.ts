@@ -78,6 +78,16 @@ interface FillTask {
   /** Whether `toJSON` was read already (and was no function): its getter must not run twice. */
   toJSONRead: boolean;
   toJSON: unknown;
+  /** A copy of a shared reference, made from the snapshot's own first copy once that one is complete. */
+  deferred: boolean;
+}
+
+/** An object met once below the depth limit: only its `toJSON` was read, and is kept for a shallower meeting. */
+class DepthCut {
+  constructor(
+    readonly toJSONRead: boolean,
+    readonly toJSON: unknown,
+  ) {}
 }
 
 interface Ancestor {
@@ -137,6 +147,16 @@ class SnapshotState {
   private exhausted = false;
   private readonly budget: number;
   private readonly tasks: FillTask[] = [];
+  private deferred: FillTask[] = [];
+  /**
+   * What each object met so far became, so that a shared reference is read
+   * once (its getters run once) and copied again from the first copy. A few
+   * are kept in two arrays searched in turn: a Map would give every object an
+   * identity hash, which costs more than the search for typical metadata.
+   */
+  private readonly seenObjects: object[] = [];
+  private readonly seenOutputs: unknown[] = [];
+  private seen: Map<object, unknown> | undefined;
   /** The fill task of the container `convert()` just made, pushed only once the entry is accepted. */
   private pending: FillTask | undefined;
   /** The serialized size of what `convert()` just returned. */
@@ -174,13 +194,66 @@ class SnapshotState {
 
   private drain(): void {
     const tasks = this.tasks;
-    while (tasks.length > 0) {
-      const task = tasks.pop()!;
-      if (this.exhausted) continue; // left empty; the root carries the size marker
-      const ancestors: Ancestor = { value: task.source as object, parent: task.ancestors };
-      if (Array.isArray(task.target)) this.fillArray(task, ancestors);
-      else this.fillObject(task, ancestors);
+    for (;;) {
+      while (tasks.length > 0) {
+        const task = tasks.pop()!;
+        if (this.exhausted) continue; // left empty; the root carries the size marker
+        const ancestors: Ancestor = { value: task.source as object, parent: task.ancestors };
+        if (Array.isArray(task.target)) this.fillArray(task, ancestors);
+        else this.fillObject(task, ancestors);
+      }
+      if (this.deferred.length === 0 || this.exhausted) return;
+      // The first copies are complete now: the copies of shared references are made from them, in the order met.
+      const next = this.deferred;
+      this.deferred = [];
+      for (let i = next.length - 1; i >= 0; i--) tasks.push(next[i]);
     }
+  }
+
+  private recall(value: object): unknown {
+    const seen = this.seen;
+    if (seen !== undefined) return seen.has(value) ? seen.get(value) : NOT_SEEN;
+    const objects = this.seenObjects;
+    for (let i = 0; i < objects.length; i++) {
+      if (objects[i] === value) return this.seenOutputs[i];
+    }
+    return NOT_SEEN;
+  }
+
+  private remember(value: object, output: unknown): void {
+    const objects = this.seenObjects;
+    if (this.seen === undefined) {
+      const index = objects.indexOf(value);
+      if (index !== -1) this.seenOutputs[index] = output;
+      else if (objects.length < SEEN_SEARCHED) {
+        objects.push(value);
+        this.seenOutputs.push(output);
+      } else {
+        this.seen = new Map(objects.map((object, i) => [object, this.seenOutputs[i]]));
+      }
+    }
+    this.seen?.set(value, output);
+  }
+
+  /** Forgets a container that is not kept (a Map key is recorded shallow), so that it is not copied from. */
+  private forget(value: unknown): void {
+    if (typeof value !== 'object' || value === null) return;
+    if (this.seen !== undefined) this.seen.delete(value);
+    const index = this.seenObjects.indexOf(value);
+    if (index !== -1) this.seenOutputs[index] = NOT_SEEN;
+  }
+
+  /** A shared reference met again: its first copy, copied (a container is copied once complete). */
+  private again(output: unknown, depth: number, ancestors: Ancestor | undefined, path: string, plan: PseudonymPlan | undefined): unknown {
+    if (output === null || typeof output !== 'object') return this.convert(output, depth, ancestors, path, plan);
+    if (depth >= this.limits.maxDepth) {
+      this.truncated = true;
+      return this.text('[Truncated: depth]');
+    }
+    const target: Container = Array.isArray(output) ? [] : {};
+    this.size = 2;
+    this.pending = { source: output, target, depth: depth + 1, ancestors, path, plan, toJSONRead: false, toJSON: undefined, deferred: true };
+    return target;
   }
 
   /** Counts an entry of `size` bytes, or refuses it when the budget is spent. */
@@ -198,7 +271,7 @@ class SnapshotState {
 
   private commit(): void {
     if (this.pending) {
-      this.tasks.push(this.pending);
+      (this.pending.deferred ? this.deferred : this.tasks).push(this.pending);
       this.pending = undefined;
     }
   }
@@ -239,15 +312,27 @@ class SnapshotState {
     for (let a = ancestors; a; a = a.parent) {
       if (a.value === value) return this.text('[Circular]');
     }
+    const known = this.recall(value);
+    if (known !== NOT_SEEN && !(known instanceof DepthCut)) return this.again(known, depth, ancestors, path, plan);
     try {
-      this.toJSONRead = false;
-      const special = this.special(value, depth, ancestors, path, useToJSON, plan);
-      if (special !== NOT_SPECIAL) return special;
-      const toJSONRead = this.toJSONRead;
-      const toJSON = this.toJSONValue;
-      this.toJSONValue = undefined;
+      let toJSONRead: boolean;
+      let toJSON: unknown;
+      if (known instanceof DepthCut) {
+        ({ toJSONRead, toJSON } = known);
+      } else {
+        this.toJSONRead = false;
+        const special = this.special(value, depth, ancestors, path, useToJSON, plan);
+        if (special !== NOT_SPECIAL) {
+          this.remember(value, special);
+          return special;
+        }
+        toJSONRead = this.toJSONRead;
+        toJSON = this.toJSONValue;
+        this.toJSONValue = undefined;
+      }
       if (depth >= this.limits.maxDepth) {
         this.truncated = true;
+        if (known === NOT_SEEN) this.remember(value, new DepthCut(toJSONRead, toJSON));
         return this.text('[Truncated: depth]');
       }
       const isArrayLike = Array.isArray(value) || value instanceof Map || value instanceof Set;
@@ -255,10 +340,13 @@ class SnapshotState {
       this.size = 2;
       // Map contents are not addressed by pseudonymize paths (only object keys and array items are).
       const below = plan === undefined || value instanceof Map ? undefined : plan;
-      this.pending = { source: value, target, depth: depth + 1, ancestors, path, plan: below, toJSONRead, toJSON };
+      this.pending = { source: value, target, depth: depth + 1, ancestors, path, plan: below, toJSONRead, toJSON, deferred: false };
+      this.remember(value, target);
       return target;
     } catch (error) {
-      return this.marker(unserializable(error));
+      const marker = this.marker(unserializable(error));
+      this.remember(value, marker);
+      return marker;
     }
   }
 
@@ -321,7 +409,10 @@ class SnapshotState {
           if (i >= max) break;
           const keyValue = this.convert(key, task.depth + 1, ancestors, task.path, undefined);
           const keySize = this.size;
-          if (keyValue !== null && typeof keyValue === 'object') this.pending = undefined; // keys stay shallow
+          if (keyValue !== null && typeof keyValue === 'object' && this.pending?.target === keyValue) {
+            if (!this.pending.deferred) this.forget(key); // an empty copy must not stand for the key elsewhere
+            this.pending = undefined; // keys stay shallow
+          }
           const secret = typeof key === 'string' && this.isSecret(key, value);
           const item = secret ? this.text(REDACTED) : this.convert(value, task.depth + 1, ancestors, join(task.path, i), undefined);
           if (!this.accept(keySize + this.size + 4)) return;
@@ -526,6 +617,9 @@ class SnapshotState {
 }
 
 const NOT_SPECIAL = Symbol('not special');
+const NOT_SEEN = Symbol('not seen');
+/** How many objects are searched in arrays before a Map takes over. */
+const SEEN_SEARCHED = 16;
 
 function join(path: string, key: string | number): string {
   return path === '' ? String(key) : `${path}.${key}`;
