@@ -147,15 +147,17 @@ class SnapshotState {
   private exhausted = false;
   private readonly budget: number;
   private readonly tasks: FillTask[] = [];
-  private deferred: FillTask[] = [];
+  private deferred: FillTask[] | undefined;
   /**
    * What each object met so far became, so that a shared reference is read
    * once (its getters run once) and copied again from the first copy. A few
    * are kept in two arrays searched in turn: a Map would give every object an
    * identity hash, which costs more than the search for typical metadata.
    */
-  private readonly seenObjects: object[] = [];
-  private readonly seenOutputs: unknown[] = [];
+  private firstSeen: object | undefined;
+  private firstOutput: unknown;
+  private seenObjects: object[] | undefined;
+  private seenOutputs: unknown[] | undefined;
   private seen: Map<object, unknown> | undefined;
   /** The fill task of the container `convert()` just made, pushed only once the entry is accepted. */
   private pending: FillTask | undefined;
@@ -202,45 +204,57 @@ class SnapshotState {
         if (Array.isArray(task.target)) this.fillArray(task, ancestors);
         else this.fillObject(task, ancestors);
       }
-      if (this.deferred.length === 0 || this.exhausted) return;
-      // The first copies are complete now: the copies of shared references are made from them, in the order met.
       const next = this.deferred;
-      this.deferred = [];
+      if (next === undefined || this.exhausted) return;
+      // The first copies are complete now: the copies of shared references are made from them, in the order met.
+      this.deferred = undefined;
       for (let i = next.length - 1; i >= 0; i--) tasks.push(next[i]);
     }
   }
 
   private recall(value: object): unknown {
+    if (value === this.firstSeen) return this.firstOutput;
     const seen = this.seen;
     if (seen !== undefined) return seen.has(value) ? seen.get(value) : NOT_SEEN;
     const objects = this.seenObjects;
-    for (let i = 0; i < objects.length; i++) {
-      if (objects[i] === value) return this.seenOutputs[i];
+    if (objects !== undefined) {
+      for (let i = 0; i < objects.length; i++) {
+        if (objects[i] === value) return this.seenOutputs![i];
+      }
     }
     return NOT_SEEN;
   }
 
   private remember(value: object, output: unknown): void {
-    const objects = this.seenObjects;
-    if (this.seen === undefined) {
-      const index = objects.indexOf(value);
-      if (index !== -1) this.seenOutputs[index] = output;
-      else if (objects.length < SEEN_SEARCHED) {
-        objects.push(value);
-        this.seenOutputs.push(output);
-      } else {
-        this.seen = new Map(objects.map((object, i) => [object, this.seenOutputs[i]]));
-      }
+    if (this.firstSeen === undefined || value === this.firstSeen) {
+      this.firstSeen = value;
+      this.firstOutput = output;
+      return;
     }
-    this.seen?.set(value, output);
+    if (this.seen !== undefined) {
+      this.seen.set(value, output);
+      return;
+    }
+    const objects = (this.seenObjects ??= []);
+    const outputs = (this.seenOutputs ??= []);
+    const index = objects.indexOf(value);
+    if (index !== -1) outputs[index] = output;
+    else if (objects.length < SEEN_SEARCHED) {
+      objects.push(value);
+      outputs.push(output);
+    } else {
+      this.seen = new Map(objects.map((object, i) => [object, outputs[i]]));
+      this.seen.set(value, output);
+    }
   }
 
   /** Forgets a container that is not kept (a Map key is recorded shallow), so that it is not copied from. */
   private forget(value: unknown): void {
     if (typeof value !== 'object' || value === null) return;
-    if (this.seen !== undefined) this.seen.delete(value);
-    const index = this.seenObjects.indexOf(value);
-    if (index !== -1) this.seenOutputs[index] = NOT_SEEN;
+    if (value === this.firstSeen) this.firstOutput = NOT_SEEN;
+    this.seen?.delete(value);
+    const index = this.seenObjects?.indexOf(value) ?? -1;
+    if (index !== -1) this.seenOutputs![index] = NOT_SEEN;
   }
 
   /** A shared reference met again: its first copy, copied (a container is copied once complete). */
@@ -271,7 +285,7 @@ class SnapshotState {
 
   private commit(): void {
     if (this.pending) {
-      (this.pending.deferred ? this.deferred : this.tasks).push(this.pending);
+      (this.pending.deferred ? (this.deferred ??= []) : this.tasks).push(this.pending);
       this.pending = undefined;
     }
   }
