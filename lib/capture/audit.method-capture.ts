@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { currentStore, type AuditMethodMetadata, type AuditStore, type HttpExchange } from '../context/audit.store.js';
-import { diffSnapshot } from '../event/audit.diff.js';
+import { DiffUnavailable, diffSnapshot } from '../event/audit.diff.js';
+import { describe } from '../event/audit.input-copy.js';
 import { resolveTarget } from './audit.routing.js';
 
 const logger = new Logger('nestjs-audit');
@@ -57,12 +58,12 @@ function captureBefore(meta: AuditMethodMetadata, instance: unknown, args: unkno
     const value = diff === true || !diff.before ? args[0] : diff.before({ args, instance });
     if (value instanceof Promise) {
       logger.warn(`diff.before of @Audit() on ${meta.where} returned a promise; it must be synchronous, so no diff is recorded.`);
-      return undefined;
+      return new DiffUnavailable('diff.before returned a promise; it must be synchronous');
     }
     return diffSnapshot(value);
   } catch (error) {
     logger.warn(`diff.before of @Audit() on ${meta.where} threw, so no diff is recorded: ${String(error)}`);
-    return undefined;
+    return new DiffUnavailable(`diff.before threw: ${describe(error)}`);
   }
 }
 

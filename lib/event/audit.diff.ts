@@ -52,6 +52,11 @@ export class DiffSnapshot {
   ) {}
 }
 
+/** Why there is no `before` side to compare with (`diff.before` threw or returned a promise); said in the event. */
+export class DiffUnavailable {
+  constructor(readonly reason: string) {}
+}
+
 /** Copies one side of a future diff now, before the code under audit mutates it. Never throws. */
 export function diffSnapshot(value: unknown): DiffSnapshot {
   const { value: copy, truncated } = snapshot(value, DIFF_COMPARE_LIMITS);

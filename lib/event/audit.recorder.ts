@@ -22,7 +22,7 @@ import type {
   AuditEventError,
   AuditOutcome,
 } from './audit-event.interface.js';
-import { auditDiff } from './audit.diff.js';
+import { DiffUnavailable, auditDiff } from './audit.diff.js';
 import { rememberEventSize } from './audit.event-size.js';
 import { assertValidLogInput, MAX_RESOURCE_ID_LENGTH, type AuditLogInput } from './audit.event-schema.js';
 import { ActorCopy, MAX_USER_AGENT, Unreadable, cleanActor, describe, errorInfo, readActor, readError } from './audit.input-copy.js';
@@ -299,6 +299,7 @@ export class AuditRecorder implements AuditEventTarget, OnApplicationShutdown {
       }
     }
     if (!diff || failed || before === undefined) return metadata;
+    if (before instanceof DiffUnavailable) return withAuditError(metadata, `diff failed: ${before.reason}`);
     try {
       const options = diff === true ? {} : diff;
       const after = options.after ? options.after(info) : info.result;
@@ -307,8 +308,7 @@ export class AuditRecorder implements AuditEventTarget, OnApplicationShutdown {
     } catch (error) {
       // Not silent: the event says that its diff is missing, and why.
       this.logger.warn(`diff:${meta.where}`, MESSAGES.callbackFailed(`diff of @Audit() on ${meta.where}`, describe(error)));
-      const failure = { audit_error: `diff failed: ${describe(error)}` };
-      return metadata !== null && typeof metadata === 'object' ? { ...metadata, ...failure } : failure;
+      return withAuditError(metadata, `diff failed: ${describe(error)}`);
     }
   }
 
@@ -442,6 +442,12 @@ function readLogInput(input: AuditLogInput): AuditLogInput {
 }
 
 const NOT_ERROR_LIKE = Object.freeze({}) as AuditLogInput['error'];
+
+/** The metadata with a note of what went wrong recording it: the event goes out, and says so. */
+function withAuditError(metadata: unknown, note: string): unknown {
+  const failure = { audit_error: note };
+  return metadata !== null && typeof metadata === 'object' ? { ...metadata, ...failure } : failure;
+}
 
 /** nginx's "client closed request": the response was never complete. */
 const CLIENT_CLOSED_REQUEST = 499;

@@ -136,6 +136,12 @@ class HostileController {
   diff() {
     return { id: 'p-1' };
   }
+
+  @Audit('profile.rename', 'user', { diff: { before: throwing('before exploded token=abc123secret') } })
+  @Patch('before')
+  before() {
+    return { id: 'p-2' };
+  }
 }
 
 describe.each(ADAPTERS)('hostile input at the HTTP edge over %s', (adapter) => {
@@ -170,6 +176,9 @@ describe.each(ADAPTERS)('hostile input at the HTTP edge over %s', (adapter) => {
       expect((await running.request('PATCH', '/hostile/diff')).status).toBe(200);
       const event = await running.audit.waitFor({ action: 'profile.update' });
       expect(event.metadata).toEqual({ audit_error: 'diff failed: Error: after exploded' });
+      expect((await running.request('PATCH', '/hostile/before')).status).toBe(200);
+      const renamed = await running.audit.waitFor({ action: 'profile.rename' });
+      expect(renamed.metadata).toEqual({ audit_error: 'diff failed: diff.before threw: Error: before exploded token=[REDACTED]' });
     } finally {
       await running.close();
     }
