@@ -55,12 +55,15 @@ export class AuditRecorder implements AuditEventTarget, OnApplicationShutdown {
   /** The metadata size of the event built last; build() and send() run back to back. */
   private lastMetadataBytes = 0;
   readonly pseudonymizer: AuditPseudonymizer | undefined;
+  /** The `systemActor` option, cleaned once. */
+  private readonly systemActor: AuditActor;
 
   constructor(
     @Inject(AUDIT_RESOLVED_OPTIONS) private readonly options: ResolvedAuditOptions,
     private readonly transport: AuditTransport,
   ) {
     this.redactor = new AuditRedactor(options.redaction);
+    this.systemActor = cleanActor(options.systemActor) ?? { id: 'system', type: 'system' };
     this.pseudonymizer = options.pseudonymize
       ? new AuditPseudonymizer(options.pseudonymize, (error) =>
           this.logger.warn('pseudonym-store', MESSAGES.callbackFailed('PseudonymStore.save()', describe(error))),
@@ -170,8 +173,11 @@ export class AuditRecorder implements AuditEventTarget, OnApplicationShutdown {
         this.logger.warn('actor', MESSAGES.callbackFailed('The actor resolver', describe(error)));
       }
       actor = cleanActor(resolved) ?? { id: ANONYMOUS_ID, type: 'anonymous' };
+    } else if (explicit) {
+      actor = cleanActor(explicit) ?? copyOfClean(this.systemActor);
     } else {
-      actor = cleanActor(explicit ?? store?.actor) ?? cleanActor(this.options.systemActor) ?? { id: 'system', type: 'system' };
+      // AuditContext keeps a clean copy already: each event gets its own copy of it, nothing to read again.
+      actor = copyOfClean(store?.actor ?? this.systemActor);
     }
     if (request !== undefined) {
       const ip = ipOf(request);
@@ -442,6 +448,13 @@ function readLogInput(input: AuditLogInput): AuditLogInput {
 }
 
 const NOT_ERROR_LIKE = Object.freeze({}) as AuditLogInput['error'];
+
+/** A copy of an actor made by `cleanActor()` (plain, bounded data), for one event to own and change. */
+function copyOfClean(actor: AuditActor): AuditActor {
+  const copy = { ...actor };
+  if (actor.impersonator) copy.impersonator = { ...actor.impersonator };
+  return copy;
+}
 
 /** The metadata with a note of what went wrong recording it: the event goes out, and says so. */
 function withAuditError(metadata: unknown, note: string): unknown {
