@@ -8,6 +8,9 @@ export const MESSAGES = {
     `Invalid audit event:\n${issues.map((issue) => `  - ${issue}`).join('\n')}\n` +
     `Potential solutions:\n  - Pass { action: 'resource.verb', resource: { type, id } } and, optionally, ` +
     `outcome: 'success' | 'failure' and a metadata object.`,
+  invalidDiffOptions: (issues: string[]) =>
+    `Invalid auditDiff() options:\n${issues.map((issue) => `  - ${issue}`).join('\n')}\n` +
+    `Potential solutions:\n  - Pass { include?: string[], exclude?: string[] } with dotted paths, like ['email', 'address.city'].`,
   invalidDecorator: (where: string, issues: string[]) =>
     `Invalid @Audit() on ${where}:\n${issues.map((issue) => `  - ${issue}`).join('\n')}`,
   contextRequired: (what: string) =>

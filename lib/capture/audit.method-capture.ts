@@ -1,11 +1,11 @@
 import { Logger } from '@nestjs/common';
 import { isObservable, tap } from 'rxjs';
 import { currentStore, type AuditMethodMetadata, type AuditStore, type HttpExchange } from '../context/audit.store.js';
-import { snapshot } from '../event/audit.snapshot.js';
+import { DiffUnavailable, diffSnapshot } from '../event/audit.diff.js';
+import { describe } from '../event/audit.input-copy.js';
 import { resolveTarget } from './audit.routing.js';
 
 const logger = new Logger('nestjs-audit');
-const DIFF_LIMITS = { maxDepth: 10, maxKeys: 500, maxArrayItems: 1000, maxStringLength: 8192, maxBytes: 1024 * 1024 };
 
 /**
  * Wraps a method so that each call is recorded: success when it returns (or
@@ -59,12 +59,12 @@ function captureBefore(meta: AuditMethodMetadata, instance: unknown, args: unkno
     const value = diff === true || !diff.before ? args[0] : diff.before({ args, instance });
     if (value instanceof Promise) {
       logger.warn(`diff.before of @Audit() on ${meta.where} returned a promise; it must be synchronous, so no diff is recorded.`);
-      return undefined;
+      return new DiffUnavailable('diff.before returned a promise; it must be synchronous');
     }
-    return snapshot(value, DIFF_LIMITS).value;
+    return diffSnapshot(value);
   } catch (error) {
     logger.warn(`diff.before of @Audit() on ${meta.where} threw, so no diff is recorded: ${String(error)}`);
-    return undefined;
+    return new DiffUnavailable(`diff.before threw: ${describe(error)}`);
   }
 }
 

@@ -26,4 +26,28 @@ describe('AuditContext', () => {
     expect(() => AuditContext.run({ actor: { id: '' } }, () => undefined)).toThrow(AuditValidationError);
     expect(() => AuditContext.run({ tenant_id: 5 as never }, () => undefined)).toThrow(/tenant_id: must be a string/);
   });
+
+  it('copies a hostile actor once: a throwing optional field becomes a marker, a throwing id or values a validation error', () => {
+    let reads = 0;
+    const actor = {
+      get id() {
+        return ++reads === 1 ? 'validated' : `other-${reads}`;
+      },
+      get email(): string {
+        throw new Error('email trap');
+      },
+    };
+    AuditContext.run({ actor }, () => {
+      expect(AuditContext.current()?.actor).toEqual({ id: 'validated', email: '[Unserializable: Error: email trap]' });
+    });
+    expect(reads).toBe(1);
+    const unreadableId = { get id(): string { throw new Error('id trap'); } };
+    expect(() => AuditContext.run({ actor: unreadableId }, () => undefined)).toThrow(AuditValidationError);
+    expect(() => AuditContext.run({ actor: unreadableId }, () => undefined)).toThrow(/actor\.id: cannot be read \(Error: id trap\)/);
+    const values = new Proxy({}, { get: () => { throw new Error('values trap'); } });
+    expect(() => AuditContext.run(values, () => undefined)).toThrow(/values: cannot be read/);
+    AuditContext.run({}, () => {
+      expect(() => AuditContext.set({ actor: unreadableId })).toThrow(AuditValidationError);
+    });
+  });
 });

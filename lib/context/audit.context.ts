@@ -1,6 +1,7 @@
 import { AuditContextError, AuditValidationError } from '../audit.errors.js';
 import { MESSAGES } from '../audit.messages.js';
 import type { AuditActor } from '../event/audit-event.interface.js';
+import { ActorCopy, Unreadable, cleanActor, describe, readActor } from '../event/audit.input-copy.js';
 import { auditState, currentStore, type AuditStore } from './audit.store.js';
 import { ensureRequestId } from './request-context.js';
 
@@ -34,15 +35,15 @@ export class AuditContext {
    * app) and overrides the given values.
    */
   static run<T>(values: AuditContextValues, fn: () => T): T {
-    checkValues(values, 'AuditContext.run()');
+    const copy = readValues(values, 'AuditContext.run()');
     const parent = currentStore();
     const store: AuditStore = {
       target: parent?.target,
       request: parent?.request,
-      actor: values.actor ? { ...values.actor } : parent?.actor,
-      requestId: values.request_id ?? parent?.requestId,
-      tenantId: values.tenant_id ?? parent?.tenantId,
-      sessionId: values.session_id ?? parent?.sessionId,
+      actor: copy.actor ?? parent?.actor,
+      requestId: copy.request_id ?? parent?.requestId,
+      tenantId: copy.tenant_id ?? parent?.tenantId,
+      sessionId: copy.session_id ?? parent?.sessionId,
       http: parent?.http,
     };
     return auditState.als.run(store, fn);
@@ -53,13 +54,13 @@ export class AuditContext {
    * resolved the tenant). Throws {@link AuditContextError} outside any context.
    */
   static set(values: AuditContextValues): void {
-    checkValues(values, 'AuditContext.set()');
+    const copy = readValues(values, 'AuditContext.set()');
     const store = currentStore();
     if (!store) throw new AuditContextError(MESSAGES.contextRequired('AuditContext.set()'));
-    if (values.actor) store.actor = { ...values.actor };
-    if (values.request_id !== undefined) store.requestId = values.request_id;
-    if (values.tenant_id !== undefined) store.tenantId = values.tenant_id;
-    if (values.session_id !== undefined) store.sessionId = values.session_id;
+    if (copy.actor) store.actor = copy.actor;
+    if (copy.request_id !== undefined) store.requestId = copy.request_id;
+    if (copy.tenant_id !== undefined) store.tenantId = copy.tenant_id;
+    if (copy.session_id !== undefined) store.sessionId = copy.session_id;
   }
 
   /** The current context's values, or `undefined` outside any context. */
@@ -75,18 +76,41 @@ export class AuditContext {
   }
 }
 
-function checkValues(values: AuditContextValues, where: string): void {
+/**
+ * The values, each read exactly once into a plain copy (the actor's fields
+ * too, bounded): what is checked is what the context keeps, and a getter or
+ * Proxy trap that throws is reported as {@link AuditValidationError}, or, for
+ * an optional actor field, recorded as a marker.
+ */
+function readValues(values: AuditContextValues, where: string): AuditContextValues {
   const issues: string[] = [];
+  const copy: AuditContextValues = {};
   if (typeof values !== 'object' || values === null) {
     issues.push(`values: must be an object, got ${String(values)}`);
   } else {
-    const actor = values.actor;
-    if (actor !== undefined && (typeof actor !== 'object' || actor === null || typeof actor.id !== 'string' || actor.id === '')) {
+    let actor: unknown;
+    let fields: Record<string, unknown>;
+    try {
+      const { actor: rawActor, request_id, tenant_id, session_id } = values;
+      actor = readActor(rawActor);
+      fields = { request_id, tenant_id, session_id };
+    } catch (error) {
+      fields = {};
+      issues.push(`values: cannot be read (${describe(error)})`);
+    }
+    if (actor instanceof ActorCopy && actor.id instanceof Unreadable) {
+      issues.push(`actor.id: cannot be read (${actor.id.reason})`);
+    } else if (actor !== undefined && (!(actor instanceof ActorCopy) || typeof actor.id !== 'string' || actor.id === '')) {
       issues.push('actor: must be an object with a non-empty string id');
+    } else if (actor !== undefined) {
+      copy.actor = cleanActor(actor);
     }
     for (const key of ['request_id', 'tenant_id', 'session_id'] as const) {
-      if (values[key] !== undefined && typeof values[key] !== 'string') issues.push(`${key}: must be a string`);
+      const value = fields[key];
+      if (value !== undefined && typeof value !== 'string') issues.push(`${key}: must be a string`);
+      else if (value !== undefined) copy[key] = value;
     }
   }
   if (issues.length > 0) throw new AuditValidationError(issues, `Invalid values for ${where}:\n  - ${issues.join('\n  - ')}`);
+  return copy;
 }

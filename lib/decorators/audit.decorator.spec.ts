@@ -105,6 +105,27 @@ describe('@Audit()', () => {
     expect(define('document.share', 'document')).not.toThrow();
   });
 
+  it('fails at class definition on a malformed diff option, instead of recording no diff at run time', () => {
+    const define = (diff: unknown) => () => {
+      class Bad {
+        @Audit('profile.update', 'user', { diff: diff as never })
+        method() {
+          return undefined;
+        }
+      }
+      return Bad;
+    };
+    expect(define({ include: 'email' })).toThrow(AuditValidationError);
+    expect(define({ include: 'email' })).toThrow(/options\.diff\.include: must be an array of dotted paths/);
+    expect(define({ exclude: [1] })).toThrow(/options\.diff\.exclude: must be an array/);
+    expect(define({ before: 'args[0]' })).toThrow(/options\.diff\.before: must be a function/);
+    expect(define({ inclde: ['email'] })).toThrow(/options\.diff\.inclde: is not a diff option/);
+    expect(define('yes')).toThrow(/options\.diff: must be true or an object/);
+    for (const valid of [true, false, {}, { include: ['email'], exclude: ['a.b'], before: () => 1, after: () => 2 }]) {
+      expect(define(valid)).not.toThrow();
+    }
+  });
+
   it('refuses to be applied twice to one method', () => {
     expect(() => {
       class Twice {

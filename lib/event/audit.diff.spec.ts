@@ -1,4 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
+import { AuditValidationError } from '../audit.errors.js';
 import { auditDiff } from './audit.diff.js';
 
 describe('auditDiff', () => {
@@ -59,5 +60,57 @@ describe('auditDiff', () => {
     circular.self = circular;
     expect(() => auditDiff(circular, { self: 1, big: 1n })).not.toThrow();
     expect(auditDiff(undefined, { a: 1 }).changed_fields).toEqual([]);
+  });
+});
+
+describe('auditDiff beyond the recording limits', () => {
+  const deep = (levels: number, leaf: unknown) => {
+    let node: Record<string, unknown> = { leaf };
+    for (let i = 0; i < levels; i++) node = { n: node };
+    return node;
+  };
+  const wide = (last: unknown) => ({ ...Object.fromEntries(Array.from({ length: 600 }, (_, i) => [`k${i}`, 0])), last });
+
+  it('finds a change past depth 10, the 500th key, the 1000th item and 8 KiB of a string', () => {
+    const path = `${'n.'.repeat(12)}leaf`;
+    expect(auditDiff(deep(12, 'a'), deep(12, 'b'))).toEqual({ changed_fields: [path], old_values: { [path]: 'a' }, new_values: { [path]: 'b' } });
+    expect(auditDiff(wide('a'), wide('b')).changed_fields).toEqual(['last']);
+    expect(auditDiff({ list: [...Array(1200).fill(0), 'a'] }, { list: [...Array(1200).fill(0), 'b'] }).changed_fields).toEqual(['list']);
+    const diff = auditDiff({ s: `${'x'.repeat(9000)}a` }, { s: `${'x'.repeat(9000)}b` });
+    expect(diff.changed_fields).toEqual(['s']);
+    expect(diff.diff_truncated).toBeUndefined();
+  });
+
+  it('says diff_truncated when a side is larger than the comparison reaches', () => {
+    const diff = auditDiff(deep(70, 'a'), deep(70, 'b'));
+    expect(diff.diff_truncated).toBe(true);
+    expect(auditDiff({ a: 1 }, { a: 2 }).diff_truncated).toBeUndefined();
+  });
+});
+
+describe('auditDiff and prototype keys', () => {
+  it('compares and records __proto__ as plain data, never assigning a prototype', () => {
+    const diff = auditDiff(JSON.parse('{"__proto__":[1],"x":1}'), JSON.parse('{"__proto__":[2],"x":1}'));
+    expect(diff.changed_fields).toEqual(['__proto__']);
+    expect(Object.getPrototypeOf(diff.old_values)).toBe(Object.prototype);
+    expect(Object.getOwnPropertyDescriptor(diff.old_values, '__proto__')?.value).toEqual([1]);
+    expect(JSON.stringify(diff)).toBe('{"changed_fields":["__proto__"],"old_values":{"__proto__":[1]},"new_values":{"__proto__":[2]}}');
+    expect(({} as Record<string, unknown>)[0]).toBeUndefined();
+  });
+
+  it('lists a removed __proto__ or constructor as removed, without reading what a prototype offers', () => {
+    expect(JSON.stringify(auditDiff(JSON.parse('{"__proto__":{"a":1}}'), {}))).toBe(
+      '{"changed_fields":["__proto__"],"old_values":{"__proto__":{"a":1}},"new_values":{}}',
+    );
+    expect(auditDiff({ constructor: 'x' }, {})).toEqual({ changed_fields: ['constructor'], old_values: { constructor: 'x' }, new_values: {} });
+    expect(auditDiff({}, { constructor: 'y' }).old_values).toEqual({});
+  });
+});
+
+describe('auditDiff options', () => {
+  it('refuses malformed options with an AuditValidationError that says what to pass', () => {
+    expect(() => auditDiff({}, {}, { include: 'email' } as never)).toThrow(AuditValidationError);
+    expect(() => auditDiff({}, {}, { include: 'email' } as never)).toThrow(/options\.include: must be an array of dotted paths/);
+    expect(() => auditDiff({}, {}, { excludes: ['a'] } as never)).toThrow(/options\.excludes: is not a diff option/);
   });
 });

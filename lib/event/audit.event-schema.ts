@@ -10,6 +10,7 @@ import {
 } from 'class-validator';
 import { AuditValidationError } from '../audit.errors.js';
 import type { AuditActor, AuditOutcome } from './audit-event.interface.js';
+import { diffOptionIssues } from './audit.diff.js';
 
 /** `resource.verb`: lower case, dot-separated (`user.login`, `document.share`, `api.post`). */
 export const ACTION_PATTERN = /^[a-z0-9][a-z0-9_-]*(?:\.[a-z0-9][a-z0-9_-]*)*$/;
@@ -187,11 +188,24 @@ export function decoratorIssues(action: unknown, resourceType: unknown, options:
   }
   if (options !== undefined) {
     if (!isObject(options)) {
-      issues.push('options: must be an object { resourceId?, metadata? }');
+      issues.push('options: must be an object { resourceId?, metadata?, diff? }');
     } else {
       for (const key of ['resourceId', 'metadata'] as const) {
         if (options[key] !== undefined && typeof options[key] !== 'function') {
           issues.push(`options.${key}: must be a function of { args, result, error }`);
+        }
+      }
+      const diff = options.diff;
+      if (diff !== undefined && diff !== true && diff !== false) {
+        if (!isObject(diff)) {
+          issues.push('options.diff: must be true or an object { before?, after?, include?, exclude? }');
+        } else {
+          for (const key of ['before', 'after'] as const) {
+            if (diff[key] !== undefined && typeof diff[key] !== 'function') {
+              issues.push(`options.diff.${key}: must be a function (${key === 'before' ? '{ args, instance }' : '{ args, result }'}) => value`);
+            }
+          }
+          issues.push(...diffOptionIssues(diff, 'options.diff.', ['before', 'after']));
         }
       }
     }

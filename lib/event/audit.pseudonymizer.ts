@@ -1,6 +1,8 @@
 import { createHmac } from 'node:crypto';
 import { AuditError } from '../audit.errors.js';
 import type { AuditEvent } from './audit-event.interface.js';
+import { REDACTED } from './audit.redaction.js';
+import { define, type PseudonymPlan, type SnapshotPseudonyms } from './audit.snapshot.js';
 
 /**
  * Keeps pseudonym → value, so that an authorised caller can re-identify a
@@ -115,6 +117,13 @@ export function pseudonymizeIssues(options: unknown): string[] {
 export class AuditPseudonymizer {
   private readonly secret: Buffer;
   private readonly paths: string[][];
+  /** The paths outside metadata, applied to the built event. */
+  private readonly eventPaths: string[][];
+  /**
+   * The `metadata.*` paths, applied by the snapshot as it copies the
+   * metadata, so that the metadata byte limit holds for the pseudonyms.
+   */
+  readonly metadata: SnapshotPseudonyms | undefined;
   private readonly cache = new Map<string, string>();
   private readonly onStoreError: (error: unknown) => void;
 
@@ -126,6 +135,9 @@ export class AuditPseudonymizer {
     if (issues.length > 0) throw new AuditPseudonymError(issues.join('\n'));
     this.secret = Buffer.isBuffer(options.secret) ? options.secret : Buffer.from(options.secret, 'utf8');
     this.paths = options.fields.map((field) => field.split('.'));
+    this.eventPaths = this.paths.filter((path) => path[0] !== 'metadata');
+    const metadataPaths = this.paths.filter((path) => path[0] === 'metadata').map((path) => path.slice(1));
+    this.metadata = metadataPaths.length > 0 ? { plan: compilePlan(metadataPaths), pseudonym: (value) => this.pseudonym(value) } : undefined;
     this.onStoreError = onStoreError;
   }
 
@@ -167,23 +179,35 @@ export class AuditPseudonymizer {
     return this.options.store ? this.options.store.forget(normalized) : 0;
   }
 
-  /** Replaces the configured fields of `event` in place (the event is the library's own copy). */
-  apply(event: AuditEvent): void {
-    for (const path of this.paths) {
-      this.replace(event as unknown as Record<string, unknown>, path, 0);
+  /**
+   * Replaces the configured fields of `event` in place (the event is the
+   * library's own copy). `metadata: false` leaves the metadata paths to the
+   * snapshot, which has applied them already ({@link metadata}).
+   */
+  apply(event: AuditEvent, { metadata = true }: { metadata?: boolean } = {}): void {
+    for (const path of metadata ? this.paths : this.eventPaths) {
+      this.replace(event as unknown as Record<string, unknown>, path, 0, (value) => this.replaceValue(value));
     }
   }
 
-  private replace(node: Record<string, unknown> | unknown[], path: string[], index: number): void {
+  /** Replaces the configured fields outside metadata with `[REDACTED]`: the fail-closed path when pseudonymising failed. */
+  redact(event: AuditEvent): void {
+    for (const path of this.eventPaths) {
+      this.replace(event as unknown as Record<string, unknown>, path, 0, () => REDACTED);
+    }
+  }
+
+  private replace(node: Record<string, unknown> | unknown[], path: string[], index: number, by: (value: unknown) => unknown): void {
     const segment = path[index];
     const last = index === path.length - 1;
     const keys = segment === '*' ? Object.keys(node) : Object.prototype.hasOwnProperty.call(node, segment) ? [segment] : [];
     for (const key of keys) {
       const value = (node as Record<string, unknown>)[key];
       if (last) {
-        (node as Record<string, unknown>)[key] = this.replaceValue(value);
+        // Own data, even for a key named `__proto__`: never assigned through.
+        define(node as Record<string, unknown>, key, by(value));
       } else if (value !== null && typeof value === 'object') {
-        this.replace(value as Record<string, unknown>, path, index + 1);
+        this.replace(value as Record<string, unknown>, path, index + 1, by);
       }
     }
   }
@@ -194,6 +218,32 @@ export class AuditPseudonymizer {
     if (Array.isArray(value)) return value.map((item) => (typeof item === 'string' || typeof item === 'number' ? this.pseudonym(String(item)) : item));
     return value;
   }
+}
+
+/** The tree of `metadata.*` paths (without the `metadata` segment), with each node's plan for array items. */
+function compilePlan(paths: string[][]): PseudonymPlan {
+  const node = (): PseudonymPlan => ({ here: false, children: new Map(), any: undefined, items: undefined });
+  const root = node();
+  for (const path of paths) {
+    let at = root;
+    for (const segment of path) {
+      if (segment === '*') at = at.any ??= node();
+      else {
+        let child = at.children.get(segment);
+        if (!child) at.children.set(segment, (child = node()));
+        at = child;
+      }
+    }
+    at.here = true;
+  }
+  const finish = (at: PseudonymPlan): void => {
+    at.children.forEach(finish);
+    if (at.any) finish(at.any);
+    // An array at a pseudonymised field has its string and number items replaced (`metadata.recipients`).
+    at.items = at.here ? { ...(at.any ?? node()), here: true } : at.any;
+  };
+  finish(root);
+  return root;
 }
 
 const EMAIL = /^[^\s@]+@[^\s@]+$/;

@@ -1,4 +1,4 @@
-import { HttpException, Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { STATUS_CODES } from 'node:http';
 import { AUDIT_RESOLVED_OPTIONS } from '../audit.constants.js';
 import { AuditValidationError } from '../audit.errors.js';
@@ -22,9 +22,10 @@ import type {
   AuditEventError,
   AuditOutcome,
 } from './audit-event.interface.js';
-import { auditDiff } from './audit.diff.js';
+import { DiffUnavailable, auditDiff } from './audit.diff.js';
 import { rememberEventSize } from './audit.event-size.js';
 import { assertValidLogInput, MAX_RESOURCE_ID_LENGTH, type AuditLogInput } from './audit.event-schema.js';
+import { ActorCopy, MAX_USER_AGENT, Unreadable, cleanActor, describe, errorInfo, readActor, readError } from './audit.input-copy.js';
 import { AuditPseudonymizer } from './audit.pseudonymizer.js';
 import { AuditRedactor, REDACTED } from './audit.redaction.js';
 import { snapshotMetadata } from './audit.snapshot.js';
@@ -32,7 +33,7 @@ import { uuidv7 } from './uuid7.js';
 
 const ANONYMOUS_ID = 'anonymous';
 const MAX_ACTOR_FIELD = 512;
-const MAX_USER_AGENT = 1024;
+const MAX_PATH = 2048;
 
 /** How an HTTP exchange ended, as the capture saw it. */
 export interface HttpEnding {
@@ -54,12 +55,15 @@ export class AuditRecorder implements AuditEventTarget, OnApplicationShutdown {
   /** The metadata size of the event built last; build() and send() run back to back. */
   private lastMetadataBytes = 0;
   readonly pseudonymizer: AuditPseudonymizer | undefined;
+  /** The `systemActor` option, cleaned once. */
+  private readonly systemActor: AuditActor;
 
   constructor(
     @Inject(AUDIT_RESOLVED_OPTIONS) private readonly options: ResolvedAuditOptions,
     private readonly transport: AuditTransport,
   ) {
     this.redactor = new AuditRedactor(options.redaction);
+    this.systemActor = cleanActor(options.systemActor) ?? { id: 'system', type: 'system' };
     this.pseudonymizer = options.pseudonymize
       ? new AuditPseudonymizer(options.pseudonymize, (error) =>
           this.logger.warn('pseudonym-store', MESSAGES.callbackFailed('PseudonymStore.save()', describe(error))),
@@ -67,7 +71,10 @@ export class AuditRecorder implements AuditEventTarget, OnApplicationShutdown {
       : undefined;
   }
 
-  /** `AuditService.log()`: validates, builds, enqueues, returns the id. */
+  /**
+   * `AuditService.log()`: validates, builds, enqueues, returns the id. Throws
+   * only `AuditValidationError`; the id returned is always of an event sent.
+   */
   log(raw: AuditLogInput): string {
     const input = readLogInput(raw);
     assertValidLogInput(input);
@@ -76,9 +83,9 @@ export class AuditRecorder implements AuditEventTarget, OnApplicationShutdown {
       event = this.build(input.action, input.outcome ?? 'success', input.resource.type, input.resource.id, input.metadata, currentStore(), input.actor);
       if (input.error !== undefined) event.error = this.errorOf(input.error);
     } catch (error) {
-      // Only a bug of this library gets here: say so loudly, never throw anything but a validation error.
+      // Only a bug of this library gets here: say so loudly, and still record that the event happened.
       this.logger.error('log', MESSAGES.callbackFailed('Building an audit event', describe(error)));
-      return uuidv7();
+      event = this.fallbackEvent(input.action, input.outcome ?? 'success', input.resource.type, input.resource.id, error);
     }
     this.send(event);
     return event.id;
@@ -100,7 +107,7 @@ export class AuditRecorder implements AuditEventTarget, OnApplicationShutdown {
       if (call.failed) event.error = this.errorOf(call.error);
       this.send(event);
     } catch (error) {
-      this.logger.error('record', MESSAGES.callbackFailed('Recording an audit event', describe(error)));
+      this.recordFailed(call.meta.action, call.failed ? 'failure' : 'success', call.meta.resourceType, error);
     }
   }
 
@@ -127,7 +134,8 @@ export class AuditRecorder implements AuditEventTarget, OnApplicationShutdown {
       this.addHttpFacts(event, http, ending, failed);
       this.send(event);
     } catch (error) {
-      this.logger.error('record', MESSAGES.callbackFailed('Recording an audit event', describe(error)));
+      const meta = http.route?.audit;
+      this.recordFailed(meta?.action ?? 'audit.unknown', ending.aborted || ending.statusCode >= 400 ? 'failure' : 'success', meta?.resourceType ?? 'unknown', error);
     }
   }
 
@@ -147,25 +155,29 @@ export class AuditRecorder implements AuditEventTarget, OnApplicationShutdown {
       );
       event.metadata = { method: http.method, path: event.resource.id, status_code: status, duration_ms: durationMs };
       this.addHttpFacts(event, http, ending, failed, durationMs);
-      this.send(event);
+      this.send(event, true); // its fixed, small metadata did not go through the snapshot
     } catch (error) {
-      this.logger.error('record', MESSAGES.callbackFailed('Recording an audit event', describe(error)));
+      this.recordFailed(`api.${String(http.method).toLowerCase()}`, ending.aborted || ending.statusCode >= 400 ? 'failure' : 'success', 'api_endpoint', error);
     }
   }
 
   /** The actor of an event recorded now in `store`. */
-  actorOf(store: AuditStore | undefined, explicit?: AuditActor): AuditActor {
+  actorOf(store: AuditStore | undefined, explicit?: AuditActor | ActorCopy): AuditActor {
     const request = store?.request;
-    let actor: AuditActor | undefined = explicit ?? store?.actor;
-    if (!actor && request !== undefined) {
+    let actor: AuditActor | undefined;
+    if (!explicit && !store?.actor && request !== undefined) {
+      let resolved: unknown;
       try {
-        actor = this.options.actor(request);
+        resolved = this.options.actor(request);
       } catch (error) {
         this.logger.warn('actor', MESSAGES.callbackFailed('The actor resolver', describe(error)));
       }
-      actor = cleanActor(actor) ?? { id: ANONYMOUS_ID, type: 'anonymous' };
+      actor = cleanActor(resolved) ?? { id: ANONYMOUS_ID, type: 'anonymous' };
+    } else if (explicit) {
+      actor = cleanActor(explicit) ?? copyOfClean(this.systemActor);
     } else {
-      actor = cleanActor(actor) ?? cleanActor(this.options.systemActor)!;
+      // AuditContext keeps a clean copy already: each event gets its own copy of it, nothing to read again.
+      actor = copyOfClean(store?.actor ?? this.systemActor);
     }
     if (request !== undefined) {
       const ip = ipOf(request);
@@ -187,13 +199,13 @@ export class AuditRecorder implements AuditEventTarget, OnApplicationShutdown {
     resourceId: string | number,
     metadata: unknown,
     store: AuditStore | undefined,
-    explicitActor?: AuditActor,
+    explicitActor?: AuditActor | ActorCopy,
   ): AuditEvent {
     const now = Date.now();
-    const snapshot = snapshotMetadata(metadata, this.options.limits, this.redactor, 'metadata');
+    // Pseudonyms are swapped in by the snapshot itself, so that the metadata byte limit holds for them.
+    const snapshot = snapshotMetadata(metadata, this.options.limits, this.redactor, 'metadata', this.pseudonymizer?.metadata);
     const actor = this.actorOf(store, explicitActor);
-    actor.id = this.field(actor.id, 'actor.id');
-    if (actor.user_agent !== undefined) actor.user_agent = this.field(actor.user_agent, 'actor.user_agent');
+    this.scrubActor(actor);
     const event: AuditEvent = {
       id: uuidv7(now),
       timestamp: new Date(now).toISOString(),
@@ -223,16 +235,17 @@ export class AuditRecorder implements AuditEventTarget, OnApplicationShutdown {
         this.logger.warn('context', MESSAGES.callbackFailed('The context resolver', describe(error)));
       }
     }
+    // Bounded like the actor's fields: AuditContext takes any string.
     if (store.request !== undefined || store.requestId !== undefined) {
-      context.request_id = this.field(ensureRequestId(store), 'context.request_id');
+      context.request_id = this.field(ensureRequestId(store).slice(0, MAX_ACTOR_FIELD), 'context.request_id');
     }
-    if (sessionId !== undefined) context.session_id = this.field(sessionId, 'context.session_id');
-    if (tenantId !== undefined) context.tenant_id = this.field(tenantId, 'context.tenant_id');
+    if (sessionId !== undefined) context.session_id = this.field(sessionId.slice(0, MAX_ACTOR_FIELD), 'context.session_id');
+    if (tenantId !== undefined) context.tenant_id = this.field(tenantId.slice(0, MAX_ACTOR_FIELD), 'context.tenant_id');
     const http = store.http;
     if (http) {
       context.method = http.method;
       if (http.route?.path) context.route = http.route.path;
-      context.path = this.field(http.path, 'context.path');
+      context.path = this.field(http.path.slice(0, MAX_PATH), 'context.path');
     }
     return Object.keys(context).length > 0 ? context : undefined;
   }
@@ -295,14 +308,31 @@ export class AuditRecorder implements AuditEventTarget, OnApplicationShutdown {
       }
     }
     if (!diff || failed || before === undefined) return metadata;
+    if (before instanceof DiffUnavailable) return withAuditError(metadata, `diff failed: ${before.reason}`);
     try {
       const options = diff === true ? {} : diff;
       const after = options.after ? options.after(info) : info.result;
-      const changes = auditDiff(before, after, options, this.redactor);
+      const changes = auditDiff(before, after, { include: options.include, exclude: options.exclude }, this.redactor);
       return metadata !== null && typeof metadata === 'object' ? { ...metadata, ...changes } : changes;
     } catch (error) {
+      // Not silent: the event says that its diff is missing, and why.
       this.logger.warn(`diff:${meta.where}`, MESSAGES.callbackFailed(`diff of @Audit() on ${meta.where}`, describe(error)));
-      return metadata;
+      return withAuditError(metadata, `diff failed: ${describe(error)}`);
+    }
+  }
+
+  /** Every string of the actor, scrubbed like any recorded string (an id or a user agent can carry a token). */
+  private scrubActor(actor: AuditActor): void {
+    actor.id = this.field(actor.id, 'actor.id');
+    if (actor.type !== undefined) actor.type = this.field(actor.type, 'actor.type');
+    if (actor.email !== undefined) actor.email = this.field(actor.email, 'actor.email');
+    if (actor.ip !== undefined) actor.ip = this.field(actor.ip, 'actor.ip');
+    if (actor.user_agent !== undefined) actor.user_agent = this.field(actor.user_agent, 'actor.user_agent');
+    const impersonator = actor.impersonator;
+    if (impersonator) {
+      impersonator.id = this.field(impersonator.id, 'actor.impersonator.id');
+      if (impersonator.type !== undefined) impersonator.type = this.field(impersonator.type, 'actor.impersonator.type');
+      if (impersonator.email !== undefined) impersonator.email = this.field(impersonator.email, 'actor.impersonator.email');
     }
   }
 
@@ -330,16 +360,57 @@ export class AuditRecorder implements AuditEventTarget, OnApplicationShutdown {
     return info;
   }
 
-  private send(event: AuditEvent): void {
-    // Pseudonyms change the sizes the snapshot measured: such events are measured by the transport instead.
-    if (!this.pseudonymizer) rememberEventSize(event, this.lastMetadataBytes);
+  /** A record path failed on a bug of this library: log it, and still send what is known. */
+  private recordFailed(action: string, outcome: AuditOutcome, resourceType: string, error: unknown): void {
+    this.logger.error('record', MESSAGES.callbackFailed('Recording an audit event', describe(error)));
     try {
-      this.pseudonymizer?.apply(event);
-    } catch (error) {
-      // Fail closed: an event whose personal data could not be pseudonymised does not leave with it.
-      this.logger.error('pseudonymize', MESSAGES.callbackFailed('Pseudonymisation', describe(error)));
-      return;
+      this.send(this.fallbackEvent(action, outcome, resourceType, 'unknown', error));
+    } catch {
+      // nothing more can be done without risking the caller
     }
+  }
+
+  /**
+   * The event that goes out when building the real one failed: what is known
+   * for sure (action, outcome, resource), no actor data, and why, marked.
+   */
+  private fallbackEvent(action: string, outcome: AuditOutcome, resourceType: string, resourceId: unknown, error: unknown): AuditEvent {
+    const now = Date.now();
+    let id: string;
+    let reason: string;
+    try {
+      id = this.redactor.scrub(String(resourceId).slice(0, MAX_RESOURCE_ID_LENGTH));
+      reason = this.redactor.scrub(describe(error));
+    } catch {
+      id = 'unknown';
+      reason = 'unknown error';
+    }
+    this.lastMetadataBytes = reason.length * 6 + 64;
+    return {
+      id: uuidv7(now),
+      timestamp: new Date(now).toISOString(),
+      action,
+      outcome,
+      actor: { id: 'unknown', type: 'unknown' },
+      resource: { type: resourceType, id },
+      metadata: { audit_error: `The event could not be built: ${reason}` },
+      metadata_truncated: true,
+    };
+  }
+
+  private send(event: AuditEvent, metadataToPseudonymize = false): void {
+    try {
+      this.pseudonymizer?.apply(event, { metadata: metadataToPseudonymize });
+    } catch (error) {
+      // Fail closed, not silent: the event leaves, with the fields to pseudonymise redacted instead.
+      this.logger.error('pseudonymize', MESSAGES.callbackFailed('Pseudonymisation', describe(error)));
+      try {
+        this.pseudonymizer!.redact(event);
+      } catch {
+        return; // cannot happen (constant replacement of own fields); never send them in clear
+      }
+    }
+    rememberEventSize(event, this.lastMetadataBytes);
     try {
       this.transport.send(event);
     } catch (error) {
@@ -350,22 +421,48 @@ export class AuditRecorder implements AuditEventTarget, OnApplicationShutdown {
 }
 
 /**
- * The fields of `AuditService.log()` input, each read exactly once, so that
- * what is validated is what is recorded (a getter cannot answer differently
- * the second time). An input whose fields cannot be read is a schema violation.
+ * The fields of `AuditService.log()` input, each read exactly once (the
+ * actor's and the error's too), so that what is validated is what is
+ * recorded: a getter cannot answer differently the second time. An input
+ * whose required fields cannot be read is a schema violation.
  */
 function readLogInput(input: AuditLogInput): AuditLogInput {
   if (typeof input !== 'object' || input === null) return input;
+  let copy: AuditLogInput;
   try {
     const { action, resource, outcome, metadata, actor, error } = input;
-    const copy = { action, resource, outcome, metadata, actor, error } as AuditLogInput;
+    copy = { action, resource, outcome, metadata, actor, error } as AuditLogInput;
     if (typeof resource === 'object' && resource !== null && !Array.isArray(resource)) {
       copy.resource = { type: resource.type, id: resource.id };
     }
-    return copy;
   } catch (error) {
     throw new AuditValidationError([`event: its fields cannot be read (${describe(error)})`]);
   }
+  if (copy.actor !== undefined) {
+    const actor = readActor(copy.actor);
+    if (actor instanceof ActorCopy && actor.id instanceof Unreadable) {
+      throw new AuditValidationError([`actor.id: cannot be read (${actor.id.reason})`]);
+    }
+    copy.actor = actor as AuditActor;
+  }
+  // Not error-like: a value that fails the schema's rule, without reading the caller's object again.
+  if (copy.error !== undefined) copy.error = readError(copy.error) ?? NOT_ERROR_LIKE;
+  return copy;
+}
+
+const NOT_ERROR_LIKE = Object.freeze({}) as AuditLogInput['error'];
+
+/** A copy of an actor made by `cleanActor()` (plain, bounded data), for one event to own and change. */
+function copyOfClean(actor: AuditActor): AuditActor {
+  const copy = { ...actor };
+  if (actor.impersonator) copy.impersonator = { ...actor.impersonator };
+  return copy;
+}
+
+/** The metadata with a note of what went wrong recording it: the event goes out, and says so. */
+function withAuditError(metadata: unknown, note: string): unknown {
+  const failure = { audit_error: note };
+  return metadata !== null && typeof metadata === 'object' ? { ...metadata, ...failure } : failure;
 }
 
 /** nginx's "client closed request": the response was never complete. */
@@ -377,68 +474,4 @@ function elapsed(http: HttpExchange): number {
 
 function isId(value: unknown): value is string | number {
   return (typeof value === 'string' && value.length > 0) || (typeof value === 'number' && Number.isFinite(value));
-}
-
-function text(value: unknown, max = MAX_ACTOR_FIELD): string | undefined {
-  return typeof value === 'string' ? value.slice(0, max) : undefined;
-}
-
-/** A bounded copy with only the known fields of an actor; undefined when there is no usable id. */
-function cleanActor(actor: AuditActor | undefined): AuditActor | undefined {
-  if (!actor || typeof actor !== 'object') return undefined;
-  const id = typeof actor.id === 'number' ? String(actor.id) : text(actor.id);
-  if (!id) return undefined;
-  const out: AuditActor = { id };
-  const type = text(actor.type, 64);
-  if (type) out.type = type;
-  const email = text(actor.email);
-  if (email !== undefined) out.email = email;
-  const ip = text(actor.ip);
-  if (ip !== undefined) out.ip = ip;
-  const userAgent = text(actor.user_agent, MAX_USER_AGENT);
-  if (userAgent !== undefined) out.user_agent = userAgent;
-  const impersonator = actor.impersonator;
-  if (impersonator && typeof impersonator === 'object') {
-    const impersonatorId = typeof impersonator.id === 'number' ? String(impersonator.id) : text(impersonator.id);
-    if (impersonatorId) {
-      out.impersonator = { id: impersonatorId };
-      const impersonatorType = text(impersonator.type, 64);
-      if (impersonatorType) out.impersonator.type = impersonatorType;
-      const impersonatorEmail = text(impersonator.email);
-      if (impersonatorEmail !== undefined) out.impersonator.email = impersonatorEmail;
-    }
-  }
-  return out;
-}
-
-/** `{ name, message, status_code? }` of anything thrown. */
-export function errorInfo(error: unknown): AuditEventError {
-  try {
-    if (error instanceof HttpException) {
-      return { name: error.name, message: String(error.message), status_code: error.getStatus() };
-    }
-    if (error instanceof Error) {
-      const info: AuditEventError = { name: String(error.name), message: String(error.message) };
-      const status = (error as { status?: unknown; statusCode?: unknown }).status ?? (error as { statusCode?: unknown }).statusCode;
-      if (typeof status === 'number' && Number.isInteger(status)) info.status_code = status;
-      return info;
-    }
-    if (error !== null && typeof error === 'object' && typeof (error as { message?: unknown }).message === 'string') {
-      const source = error as { name?: unknown; message: string; status_code?: unknown };
-      const info: AuditEventError = { name: typeof source.name === 'string' ? source.name : 'Error', message: source.message };
-      if (typeof source.status_code === 'number') info.status_code = source.status_code;
-      return info;
-    }
-    return { name: 'NonError', message: String(error) };
-  } catch {
-    return { name: 'Unserializable', message: 'the thrown value could not be read' };
-  }
-}
-
-function describe(error: unknown): string {
-  try {
-    return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-  } catch {
-    return 'unknown error';
-  }
 }

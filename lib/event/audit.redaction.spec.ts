@@ -12,6 +12,12 @@ describe('AuditRedactor keys', () => {
     'private_key', 'privateKey', 'privateKeyPem', 'credit_card', 'creditCardNumber', 'card_number', 'cardNumber', 'cvv',
     'cvv2', 'cvc', 'ssn', 'SSN', 'social_security_number', 'otp', 'mfa_code', 'mfaCode', 'pin', 'user_pin', 'pin_code',
     'passphrase', 'credentials', 'secret_key', 'aws_secret_access_key', 'signing_key', 'jwt', 'bearer',
+    // Without separators, with digits and qualifiers before or after the name.
+    'accesstoken', 'ACCESSTOKEN', 'refreshtoken', 'idtoken', 'XAPIKEY', 'xapikey', 'proxyauthorization', 'setcookie',
+    'clientsecret', 'privatekey', 'PRIVATEKEY', 'creditcard', 'cardnumber', 'mfacode', 'password1', 'pwd2', 'newpassword',
+    'NEWPASSWORD', 'passwordNew', 'password_new', 'password_old', 'passwordhash', 'userpassword', 'authtoken', 'cvv_code',
+    'ssn_number', 'pin_number', 'Pass-Word', 'pass_word', 'api-key-1', 'apiKey2', 'passcode', 'jsessionid', 'cvc2',
+    'password_confirm', 'currentPassword', 'pinNumber', 'otp_code', 'user-session',
   ])('treats %s as secret', (key) => {
     expect(redactor.isSecretKey(key)).toBe(true);
   });
@@ -21,6 +27,9 @@ describe('AuditRedactor keys', () => {
     'session_id', 'sessionId', 'card_last4', 'publicKey', 'public_key', 'secretName', 'client_secret_expires_at', 'spin',
     'pinned', 'shipping', 'keyboard', 'email', 'id', 'user', 'permission', 'status', 'code', 'author', 'passenger',
     '__proto__', 'constructor',
+    // Short names start a word; anything but a qualifier after a name is a derived fact.
+    'timespan', 'span', 'japan', 'possession', 'sessionid', 'passwordlength', 'tokentype', 'cardlast4', 'acc_number',
+    'spinner', 'passwordless', 'secretary', 'tokenizer', 'monkey', 'password_length2',
   ])('keeps %s', (key) => {
     expect(redactor.isSecretKey(key)).toBe(false);
   });
@@ -32,6 +41,13 @@ describe('AuditRedactor keys', () => {
     expect(keyWords('client.secret')).toEqual(['client', 'secret']);
   });
 });
+
+/** `value` as JSON, kept as a string inside JSON strings `levels` times (`{\\\"password\\\":…}`). */
+const nested = (levels: number, value: unknown): string => {
+  let text = JSON.stringify(value);
+  for (let i = 0; i < levels; i++) text = JSON.stringify(text);
+  return text;
+};
 
 describe('AuditRedactor values', () => {
   const jwt = 'eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c';
@@ -56,6 +72,29 @@ describe('AuditRedactor values', () => {
     ['an escaped JSON string', '{\\"apiKey\\":\\"k-123456\\"}', 'k-123456', '{\\"apiKey\\":\\"[REDACTED]\\"}'],
     ['a header dump', 'cookie: sid=abc123xyz; theme=dark', 'abc123xyz', undefined],
     ['a YAML line', "password: 'hunter2'", 'hunter2', 'password: [REDACTED]'],
+    // A pair whose name is not secret does not swallow the one after it.
+    ['a pair after a label', 'connect failed: password=ERRLEAK1', 'ERRLEAK1', 'connect failed: password=[REDACTED]'],
+    ['a pair after an error name', 'Error: token=s3cr3t-tok', 's3cr3t-tok', 'Error: token=[REDACTED]'],
+    ['a pair after a counted label', 'retry 3: api_key=k-12345', 'k-12345', 'retry 3: api_key=[REDACTED]'],
+    ['a pair after a pair', 'a=token=SECRETa5', 'SECRETa5', 'a=token=[REDACTED]'],
+    ['a pair after a colon', 'x:password:SECRETa7', 'SECRETa7', 'x:password:[REDACTED]'],
+    ['a URL fragment', 'https://app.test/cb#access_token=MDLEAK1&token_type=bearer', 'MDLEAK1', 'https://app.test/cb#access_token=[REDACTED]&token_type=bearer'],
+    ['a percent-encoded redirect', 'https://x.test/login?redirect=https%3A%2F%2Fy.test%2Fcb%3Faccess_token%3DSECRET3abc', 'SECRET3abc', 'https://x.test/login?redirect=https://y.test/cb?access_token=[REDACTED]'],
+    ['a percent-encoded name', 'https://x.test/a?access%5Ftoken=SECRET4abc', 'SECRET4abc', undefined],
+    ['a percent-encoded pair', 'api_key%3DSECRET29abc', 'SECRET29abc', 'api_key=[REDACTED]'],
+    ['a doubly percent-encoded pair', 'next=%252Fcb%253Ftoken%253DSECRETdbl', 'SECRETdbl', undefined],
+    ['a Python literal', "{'password': 'MDLEAK2', 'user': 'bob'}", 'MDLEAK2', "{'password': '[REDACTED]', 'user': 'bob'}"],
+    ['a JSON array under a secret key', '{"tokens":["MDLEAK3","other"],"n":1}', 'MDLEAK3', '{"tokens":"[REDACTED]","n":1}'],
+    ['a JSON object under a secret key', '{"password":{"value":"SECRET7abc"},"n":1}', 'SECRET7abc', '{"password":"[REDACTED]","n":1}'],
+    ['a JSON number under a secret key', '{"pin":1234,"n":1}', '1234', '{"pin":"[REDACTED]","n":1}'],
+    ['JSON escaped once', '{\\"password\\":\\"SECRET38abc\\"}', 'SECRET38abc', '{\\"password\\":\\"[REDACTED]\\"}'],
+    ['JSON escaped three levels deep', nested(3, { user: 'bob', password: 'SECRET39abc' }), 'SECRET39abc', nested(3, { user: 'bob', password: '[REDACTED]' })],
+    ['a quoted value with an escaped quote', '{"password":"a\\"SECRETq","x":1}', 'SECRETq', '{"password":"[REDACTED]","x":1}'],
+    ['URL userinfo', 'postgres://app:MDLEAK4@db/prod', 'MDLEAK4', 'postgres://app:[REDACTED]@db/prod'],
+    ['URL userinfo with an @ in the password', 'https://u:p@ssLEAK@db.example.com/x?y=1', 'ssLEAK', 'https://u:[REDACTED]@db.example.com/x?y=1'],
+    ['a path parameter', '/app;jsessionid=SECRET9abc?x=1', 'SECRET9abc', '/app;jsessionid=[REDACTED]?x=1'],
+    ['a value with spaces', 'password: correct horse SECRET8abc staple\nuser: bob', 'SECRET8abc', 'password: [REDACTED]\nuser: bob'],
+    ['a separator-less name', 'xapikey=SECRET19abc&clientsecret=SECRETcs', 'SECRETcs', 'xapikey=[REDACTED]&clientsecret=[REDACTED]'],
   ])('replaces %s', (_what, input, secret, expected) => {
     const out = redactor.scrub(input);
     expect(out).not.toContain(secret);
@@ -72,6 +111,10 @@ describe('AuditRedactor values', () => {
     ['a token count', 'token_count=42'.replace('token_count', 'tokens_used')],
     ['a URL without secrets', 'https://example.com/docs/1?page=2&sort=asc'],
     ['a short word', 'Bearer'],
+    ['a URL with a port', 'https://example.com:8443/a?b=c#section'],
+    ['a percent-encoded URL without secrets', 'https://example.com/search?q=caf%C3%A9%20au%20lait'],
+    ['a JSON string with a derived fact', '{"password_length":12,"token_type":"bearer"}'],
+    ['a JSON null or boolean under a secret key', '{"password":null,"pin":false}'],
   ])('keeps %s', (_what, input) => {
     expect(redactor.scrub(input)).toBe(input);
   });

@@ -1,3 +1,8 @@
+import { percentDecode, scrubPairs } from './audit.secret-pairs.js';
+import { SecretKeyRule, compactKey } from './audit.secret-keys.js';
+
+export { keyWords } from './audit.secret-keys.js';
+
 /** What replaces a secret. */
 export const REDACTED = '[REDACTED]';
 
@@ -20,35 +25,8 @@ export interface AuditRedactionOptions {
   redact?: (value: string | number, path: string) => unknown;
 }
 
-// Secret names, as word sequences. A key is secret when its words end with one of these, optionally
-// followed by words that still denote the secret itself (hash, confirmation, …): `newPassword`,
-// `X-API-Key`, `password_confirmation`. A derived fact keeps its name (`password_length`, `token_type`).
-const SECRET_NAMES = [
-  'password', 'passwords', 'passwd', 'pwd', 'passphrase', 'pass phrase',
-  'secret', 'secrets', 'client secret', 'secret key', 'shared secret',
-  'token', 'tokens', 'access token', 'refresh token', 'id token', 'auth token', 'bearer', 'jwt',
-  'api key', 'apikey', 'api keys', 'access key', 'private key', 'signing key', 'encryption key', 'master key',
-  'authorization', 'proxy authorization', 'credentials', 'credential',
-  'cookie', 'cookies', 'set cookie', 'session', 'sessions', 'session token', 'session key',
-  'credit card', 'card number', 'cc number', 'pan', 'cvv', 'cvv2', 'cvc', 'cvc2', 'security code',
-  'ssn', 'social security number', 'otp', 'totp', 'mfa code', 'otp code', 'pin', 'pin code',
-];
-const SECRET_QUALIFIERS = new Set([
-  'hash', 'hashed', 'confirmation', 'confirm', 'plain', 'plaintext', 'cleartext', 'raw', 'value', 'encrypted',
-  'enc', 'digest', 'b64', 'base64', 'hex', 'pem', 'der', 'data', 'string', 'str', 'text', 'header',
-]);
-// Query and form parameters that carry secrets although their names are not secret words.
-const SECRET_PARAMS = new Set(['code', 'sig', 'signature', 'key', 'auth', 'x_amz_signature', 'x_amz_security_token', 'x_amz_credential']);
-
-/** Splits a key into lower-case words: `xApiKey`, `X-API-Key`, `x_api_key` → `x api key`. */
-export function keyWords(key: string): string[] {
-  return key
-    .replace(/([a-z0-9])([A-Z])/g, '$1 $2')
-    .replace(/([A-Z]+)([A-Z][a-z])/g, '$1 $2')
-    .toLowerCase()
-    .split(/[^a-z0-9]+/)
-    .filter((word) => word.length > 0);
-}
+// Query and form parameters that carry secrets although their names are not secret words (compact form).
+const SECRET_PARAMS = new Set(['code', 'sig', 'signature', 'key', 'auth', 'xamzsignature', 'xamzsecuritytoken', 'xamzcredential']);
 
 // Bearer / Basic credentials, JWTs, PEM private keys, well-known key formats. Each replaces the secret only.
 const AUTH_SCHEME = /\b(Bearer|Basic|Digest|Token|Negotiate)(\s+)[A-Za-z0-9\-._~+/]{6,}=*/gi;
@@ -72,21 +50,34 @@ const KNOWN_KEYS = new RegExp(
   ].join('|'),
   'g',
 );
-// `name=value` (query strings, form bodies, cookies) and `name: value` (headers, YAML, log lines).
-// A value that is an already-redacted credential (`Bearer [REDACTED]`) is taken whole and left alone.
-const ASSIGNMENT =
-  /(^|[?&;,\s{(])([A-Za-z0-9_.\-[\]]{1,64})(\s*[=:]\s*)((?:Bearer|Basic|Digest|Token|Negotiate)\s+\[REDACTED\]|'[^']*'|"[^"]*"|[^&#;,\s"'})?]+)/gi;
-// `"name": "value"` in JSON kept as a string, also escaped once (`\"name\":\"value\"`).
-const JSON_PAIR =
-  /("([^"\\]{1,64})"\s*:\s*)("(?:[^"\\]|\\.)*"|-?\d[\d.eE+-]*)|(\\"([^"\\]{1,64})\\"\s*:\s*)(\\"(?:[^\\]|\\[^"])*?\\"|-?\d[\d.eE+-]*)/g;
+// Credentials in a URL's userinfo: `postgres://app:secret@db/prod` (the user name is kept).
+const USERINFO = /\b([a-z][a-z0-9+.-]{1,31}:\/\/[^\s:/?#@[\]]*:)([^\s/?#]*)@/gi;
+const PERCENT_ESCAPE = /%[0-9A-Fa-f]{2}/;
+// A value percent-encoded inside another (`?redirect=…%3Faccess_token%3D…`) is looked for this many levels down.
+const MAX_DECODE_LEVELS = 3;
 // Card numbers: 13 to 19 digits, optionally grouped by spaces or dashes; replaced only when they pass Luhn.
 // Issuer prefixes start with 2 to 6, which keeps 13-digit epoch milliseconds and most ids out.
 const CARD = /\b[2-6]\d(?:[ -]?\d){11,17}\b/g;
 // One cheap test decides whether a string needs the rules above at all.
 const MAYBE_SECRET =
-  /[=:"]|bearer|basic|digest|token|negotiate|eyJ|-----BEGIN|AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA|gh[pousr]_|github_pat|glpat|[rs]k_|whsec|xox|AIza|ya29|npm_|sk-|SG\.|hf_|\d(?:[ -]?\d){12}/i;
+  /[=:"]|%[0-9a-f]{2}|bearer|basic|digest|token|negotiate|eyJ|-----BEGIN|AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA|gh[pousr]_|github_pat|glpat|[rs]k_|whsec|xox|AIza|ya29|npm_|sk-|SG\.|hf_|\d(?:[ -]?\d){12}/i;
 
 const HAS_DIGIT = /\d/;
+
+/**
+ * Whether a short string is too plain to hold anything the rules look for:
+ * under 13 characters (the shortest JWT; key formats and card numbers are
+ * longer) without whitespace, `=`, `:`, `"` or `%` (which every other rule
+ * needs). A loop over a few characters is much cheaper than MAYBE_SECRET.
+ */
+function tooPlainForSecrets(text: string): boolean {
+  if (text.length >= 13) return false;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code <= 0x20 || code === 0x3d || code === 0x3a || code === 0x22 || code === 0x25 || code >= 0x7f) return false;
+  }
+  return true;
+}
 
 function luhn(digits: string): boolean {
   let sum = 0;
@@ -105,17 +96,18 @@ function luhn(digits: string): boolean {
  * secret, and values whose shape gives them away, wherever they appear.
  */
 export class AuditRedactor {
-  private readonly phrases: string[][];
-  private readonly allowed: Set<string>;
+  private readonly keys: SecretKeyRule;
   private readonly patterns: RegExp[];
   readonly hook: AuditRedactionOptions['redact'];
   private readonly keyCache = new Map<string, boolean>();
   /** Short strings known to hold nothing to redact: metadata values and keys repeat from event to event. */
   private readonly clean = new Set<string>();
+  private readonly isSecretPair = (name: string, op: string, quoted: boolean): boolean =>
+    // `code=` in a URL is an OAuth code; `code: 404` in a sentence is not.
+    !quoted && op.includes('=') ? this.isSecretParam(name) : this.isSecretKey(name);
 
   constructor(options: AuditRedactionOptions = {}) {
-    this.phrases = [...SECRET_NAMES, ...(options.keys ?? [])].map((name) => keyWords(name)).filter((p) => p.length > 0);
-    this.allowed = new Set((options.allowKeys ?? []).map((key) => keyWords(key).join(' ')));
+    this.keys = new SecretKeyRule(options.keys ?? [], options.allowKeys ?? []);
     this.patterns = (options.patterns ?? []).map((pattern) =>
       pattern.global ? pattern : new RegExp(pattern.source, `${pattern.flags}g`),
     );
@@ -126,9 +118,12 @@ export class AuditRedactor {
   isSecretKey(key: string): boolean {
     let secret = this.keyCache.get(key);
     if (secret === undefined) {
-      secret = this.matchKey(key);
-      if (this.keyCache.size >= 10_000) this.keyCache.clear();
-      this.keyCache.set(key, secret);
+      secret = this.keys.matches(key);
+      // Only ordinary keys are remembered: a cache of huge hostile keys would hold their memory.
+      if (key.length <= 128) {
+        if (this.keyCache.size >= 10_000) this.keyCache.clear();
+        this.keyCache.set(key, secret);
+      }
     }
     return secret;
   }
@@ -140,7 +135,7 @@ export class AuditRedactor {
    */
   isClean(text: string): boolean {
     if (this.patterns.length > 0) return false;
-    if (text.length < 6) return true;
+    if (text.length < 6 || tooPlainForSecrets(text)) return true;
     if (text.length > 96) return false;
     if (this.clean.has(text)) return true;
     if (MAYBE_SECRET.test(text)) return false;
@@ -152,26 +147,25 @@ export class AuditRedactor {
     return true;
   }
 
-  /** `text` with every secret-shaped part replaced by `[REDACTED]`. */
+  /**
+   * `text` with every secret-shaped part replaced by `[REDACTED]`. A string
+   * whose percent-decoding (up to three levels) reveals a secret is recorded
+   * decoded, with the secret redacted: the encoded form would carry it.
+   */
   scrub(text: string): string {
-    if (text.length < 6) return text;
+    if (text.length < 6 && this.patterns.length === 0) return text;
     let out = text;
-    if (MAYBE_SECRET.test(out)) {
-      out = out.replace(PEM, REDACTED);
-      out = out.replace(AUTH_SCHEME, (_m, scheme: string, space: string) => `${scheme}${space}${REDACTED}`);
-      out = out.replace(JWT, REDACTED);
-      out = out.replace(KNOWN_KEYS, REDACTED);
-      out = out.replace(JSON_PAIR, (match, head?: string, name?: string, value?: string, eHead?: string, eName?: string, eValue?: string) => {
-        if (head !== undefined) return this.isSecretKey(name!) && !value!.includes(REDACTED) ? `${head}"${REDACTED}"` : match;
-        return this.isSecretKey(eName!) && !eValue!.includes(REDACTED) ? `${eHead}\\"${REDACTED}\\"` : match;
-      });
-      out = out.replace(ASSIGNMENT, (match, lead: string, name: string, op: string, value: string) => {
-        if (value.includes(REDACTED)) return match;
-        // `code=` in a URL is an OAuth code; `code: 404` in a sentence is not.
-        const secret = op.includes('=') ? this.isSecretParam(name) : this.isSecretKey(name);
-        return secret ? `${lead}${name}${op}${REDACTED}` : match;
-      });
-      out = out.replace(CARD, (match) => (luhn(match.replace(/[ -]/g, '')) ? REDACTED : match));
+    if (!tooPlainForSecrets(out) && MAYBE_SECRET.test(out)) {
+      out = this.scrubOnce(out);
+      let decoded = out;
+      for (let level = 0; level < MAX_DECODE_LEVELS && PERCENT_ESCAPE.test(decoded); level++) {
+        decoded = percentDecode(decoded);
+        const scrubbed = this.scrubOnce(decoded);
+        if (scrubbed !== decoded) {
+          out = scrubbed;
+          break;
+        }
+      }
     }
     for (const pattern of this.patterns) {
       pattern.lastIndex = 0;
@@ -180,27 +174,20 @@ export class AuditRedactor {
     return out;
   }
 
+  private scrubOnce(text: string): string {
+    // A literal each rule cannot do without is looked for first: a plain substring search is far cheaper than a scan.
+    let out = text.includes('PRIVATE KEY') ? text.replace(PEM, REDACTED) : text;
+    out = out.replace(AUTH_SCHEME, (_m, scheme: string, space: string) => `${scheme}${space}${REDACTED}`);
+    if (out.includes('eyJ')) out = out.replace(JWT, REDACTED);
+    out = out.replace(KNOWN_KEYS, REDACTED);
+    if (out.includes('://')) out = out.replace(USERINFO, (match, head: string, password: string) => (password === '' ? match : `${head}${REDACTED}@`));
+    out = scrubPairs(out, this.isSecretPair);
+    return out.replace(CARD, (match) => (luhn(match.replace(/[ -]/g, '')) ? REDACTED : match));
+  }
+
   private isSecretParam(name: string): boolean {
-    return this.isSecretKey(name) || SECRET_PARAMS.has(keyWords(name).join('_'));
+    return this.isSecretKey(name) || SECRET_PARAMS.has(compactKey(name));
   }
-
-  private matchKey(key: string): boolean {
-    let words = keyWords(key);
-    if (words.length === 0 || this.allowed.has(words.join(' '))) return false;
-    while (words.length > 1 && SECRET_QUALIFIERS.has(words[words.length - 1])) {
-      words = words.slice(0, -1);
-    }
-    return this.phrases.some((phrase) => endsWith(words, phrase));
-  }
-}
-
-function endsWith(words: string[], phrase: string[]): boolean {
-  if (phrase.length > words.length) return false;
-  const offset = words.length - phrase.length;
-  for (let i = 0; i < phrase.length; i++) {
-    if (words[offset + i] !== phrase[i]) return false;
-  }
-  return true;
 }
 
 /** Whether a number could be a payment card number (integer, issuer prefix, length, Luhn). */

@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { AuditRedactor, REDACTED } from './audit.redaction.js';
-import { DEFAULT_SNAPSHOT_LIMITS, snapshot, snapshotMetadata } from './audit.snapshot.js';
+import { AuditPseudonymizer } from './audit.pseudonymizer.js';
+import { DEFAULT_SNAPSHOT_LIMITS, SYMBOL_KEYS_KEY, snapshot, snapshotMetadata } from './audit.snapshot.js';
 
 describe('snapshotMetadata', () => {
   it('copies, so later mutation of the caller\'s object changes nothing', () => {
@@ -216,5 +217,98 @@ describe('snapshot limits', () => {
       e: `${'x'.repeat(16)}…[Truncated: 4 more chars]`,
       '…': '[Truncated: 1 more keys]',
     });
+  });
+});
+
+describe('snapshot of awkward properties', () => {
+  it('reads a toJSON that is no function once, and records it as data', () => {
+    let reads = 0;
+    const { value } = snapshotMetadata({ o: { get toJSON() { reads++; return 'not a function'; }, a: 1 } });
+    expect(reads).toBe(1);
+    expect(value).toEqual({ o: { toJSON: 'not a function', a: 1 } });
+    let undefinedReads = 0;
+    snapshotMetadata({ o: { get toJSON() { undefinedReads++; return undefined; } } });
+    expect(undefinedReads).toBe(1);
+  });
+
+  it('drops symbol-keyed properties with a marker naming them (enumerable ones, as JSON and spreads see them)', () => {
+    const input: Record<string | symbol, unknown> = { visible: 1, [Symbol('hidden')]: 'x', [Symbol('other')]: { deep: true } };
+    Object.defineProperty(input, Symbol('internal'), { value: 1, enumerable: false });
+    const { value, truncated } = snapshotMetadata({ nested: input });
+    expect(value).toEqual({ nested: { visible: 1, [SYMBOL_KEYS_KEY]: '[Dropped: Symbol(hidden), Symbol(other)]' } });
+    expect(truncated).toBe(false);
+    expect(snapshotMetadata({ plain: 1 }).value).toEqual({ plain: 1 });
+  });
+});
+
+describe('snapshot of shared references', () => {
+  it('reads a shared object once, getters included, and copies it again wherever it appears', () => {
+    let reads = 0;
+    const shared = { get g() { return ++reads; }, n: { deep: 1 } };
+    const { value } = snapshotMetadata({ a: shared, b: [shared], c: new Map([['k', shared]]), d: { e: shared } });
+    expect(reads).toBe(1);
+    const copy = { g: 1, n: { deep: 1 } };
+    expect(value).toEqual({ a: copy, b: [copy], c: [['k', copy]], d: { e: copy } });
+    expect((value as { a: unknown }).a).not.toBe((value as { d: { e: unknown } }).d.e);
+  });
+
+  it('reads a shared Error, toJSON or throwing getter once too', () => {
+    let messages = 0;
+    let toJSONs = 0;
+    const error = Object.defineProperty(new Error(), 'message', { get: () => `read ${++messages}` });
+    const json = { toJSON: () => ({ n: ++toJSONs }) };
+    let throws = 0;
+    const trap = Object.defineProperty({}, 'x', { get: () => { throw new Error(`trap ${++throws}`); }, enumerable: true });
+    const { value } = snapshotMetadata({ e1: error, e2: error, j1: json, j2: json, t1: trap, t2: [trap] });
+    expect({ messages, toJSONs, throws }).toEqual({ messages: 1, toJSONs: 1, throws: 1 });
+    expect(value).toEqual({
+      e1: { name: 'Error', message: 'read 1' },
+      e2: { name: 'Error', message: 'read 1' },
+      j1: { n: 1 },
+      j2: { n: 1 },
+      t1: { x: '[Unserializable: Error: trap 1]' },
+      t2: [{ x: '[Unserializable: Error: trap 1]' }],
+    });
+  });
+
+  it('reads an object met first below the depth limit once, when it appears again higher up', () => {
+    let reads = 0;
+    const shared = { get toJSON() { reads++; return undefined; }, v: 1 };
+    const limits = { ...DEFAULT_SNAPSHOT_LIMITS, maxDepth: 3 };
+    // Filled last in first out: the deep branch is walked before the shallow one.
+    const { value } = snapshotMetadata({ shallow: { s: shared }, deep: { deeper: { s: shared } } }, limits);
+    expect(reads).toBe(1);
+    expect(value).toEqual({ shallow: { s: { v: 1 } }, deep: { deeper: { s: '[Truncated: depth]' } } });
+  });
+});
+
+describe('snapshot with pseudonyms', () => {
+  const plan = (paths: string[]) =>
+    new AuditPseudonymizer({ secret: 'a-secret-of-at-least-16-bytes', keyId: 'k1', fields: paths.map((path) => `metadata.${path}`) }).metadata!;
+
+  it('replaces planned strings and numbers, and the items of a planned array, but never a secret', () => {
+    const pseudonyms = plan(['shared_with', 'recipients', 'list.*.email', 'password']);
+    const { value } = snapshotMetadata(
+      { shared_with: 'bob@example.com', recipients: ['c@example.com', 7, { keep: 'me' }], list: [{ email: 'e@example.com', n: 1 }], password: 'p', other: 'bob@example.com' },
+      DEFAULT_SNAPSHOT_LIMITS,
+      new AuditRedactor(),
+      'metadata',
+      pseudonyms,
+    );
+    const p = pseudonyms.pseudonym;
+    expect(value).toEqual({
+      shared_with: p('bob@example.com'),
+      recipients: [p('c@example.com'), p('7'), { keep: 'me' }],
+      list: [{ email: p('e@example.com'), n: 1 }],
+      password: REDACTED,
+      other: 'bob@example.com',
+    });
+  });
+
+  it('counts the pseudonyms against the byte limit, so the cap holds for what is recorded', () => {
+    const result = snapshotMetadata({ recipients: Array.from({ length: 1000 }, (_, i) => String(i % 10)) }, DEFAULT_SNAPSHOT_LIMITS, new AuditRedactor(), 'metadata', plan(['recipients']));
+    expect(Buffer.byteLength(JSON.stringify(result.value))).toBeLessThanOrEqual(DEFAULT_SNAPSHOT_LIMITS.maxBytes);
+    expect(result.truncated).toBe(true);
+    expect(JSON.stringify(result.value)).toContain('[Truncated: size limit]');
   });
 });

@@ -1,6 +1,28 @@
 import { AuditRedactor, REDACTED, isCardNumber } from './audit.redaction.js';
 
 /**
+ * Which metadata values are replaced by pseudonyms, as a tree of keys
+ * (compiled once from `pseudonymize.fields`). Applied during the snapshot, so
+ * that the byte limits hold for what is recorded.
+ */
+export interface PseudonymPlan {
+  /** A string or number here is replaced. */
+  here: boolean;
+  /** The plan of each named key below. */
+  children: Map<string, PseudonymPlan>;
+  /** The plan of any key or index below (`*`). */
+  any: PseudonymPlan | undefined;
+  /** The plan of an array's items: `any`, plus `here` for the items of an array found here. */
+  items: PseudonymPlan | undefined;
+}
+
+/** What the snapshot pseudonymises, and how. */
+export interface SnapshotPseudonyms {
+  plan: PseudonymPlan;
+  pseudonym: (value: string) => string;
+}
+
+/**
  * Limits that keep one event's metadata bounded whatever a caller passes.
  *
  * @publicApi
@@ -28,6 +50,8 @@ export const DEFAULT_SNAPSHOT_LIMITS: Readonly<AuditSnapshotLimits> = Object.fre
 
 /** The key of the marker that says an object was cut. */
 export const TRUNCATED_KEY = '…';
+/** The key of the marker that lists the symbol-keyed properties left out. */
+export const SYMBOL_KEYS_KEY = '[Symbol keys]';
 const SIZE_MARKER = '[Truncated: size limit]';
 // Room kept for the root's size marker, so the cut tree plus its marker stays within maxBytes.
 const MARKER_RESERVE = 64;
@@ -49,6 +73,21 @@ interface FillTask {
   ancestors: Ancestor | undefined;
   /** Dotted path, tracked only for a user redact hook. */
   path: string;
+  /** What is pseudonymised below, if anything. */
+  plan: PseudonymPlan | undefined;
+  /** Whether `toJSON` was read already (and was no function): its getter must not run twice. */
+  toJSONRead: boolean;
+  toJSON: unknown;
+  /** A copy of a shared reference, made from the snapshot's own first copy once that one is complete. */
+  deferred: boolean;
+}
+
+/** An object met once below the depth limit: only its `toJSON` was read, and is kept for a shallower meeting. */
+class DepthCut {
+  constructor(
+    readonly toJSONRead: boolean,
+    readonly toJSON: unknown,
+  ) {}
 }
 
 interface Ancestor {
@@ -56,7 +95,7 @@ interface Ancestor {
   parent: Ancestor | undefined;
 }
 
-const { toString: objectToString } = Object.prototype;
+const { toString: objectToString, propertyIsEnumerable } = Object.prototype;
 /** Printable ASCII that JSON writes as is (no quote, no backslash): size = length + 2. A loop beats a RegExp on short strings. */
 function isPlainAscii(value: string): boolean {
   for (let i = 0; i < value.length; i++) {
@@ -78,8 +117,9 @@ export function snapshot(
   limits: AuditSnapshotLimits = DEFAULT_SNAPSHOT_LIMITS,
   redactor?: AuditRedactor,
   rootPath = '',
+  pseudonyms?: SnapshotPseudonyms,
 ): SnapshotResult {
-  const state = new SnapshotState(limits, redactor);
+  const state = new SnapshotState(limits, redactor, pseudonyms);
   return state.run(input, rootPath);
 }
 
@@ -89,11 +129,12 @@ export function snapshotMetadata(
   limits: AuditSnapshotLimits = DEFAULT_SNAPSHOT_LIMITS,
   redactor?: AuditRedactor,
   rootPath = '',
+  pseudonyms?: SnapshotPseudonyms,
 ): SnapshotResult<Record<string, unknown>> {
   if (input === undefined || input === null) {
     return { value: {}, truncated: false, bytes: 2 };
   }
-  const result = snapshot(input, limits, redactor, rootPath);
+  const result = snapshot(input, limits, redactor, rootPath, pseudonyms);
   if (result.value !== null && typeof result.value === 'object' && !Array.isArray(result.value)) {
     return result as SnapshotResult<Record<string, unknown>>;
   }
@@ -106,14 +147,30 @@ class SnapshotState {
   private exhausted = false;
   private readonly budget: number;
   private readonly tasks: FillTask[] = [];
+  private deferred: FillTask[] | undefined;
+  /**
+   * What each object met so far became, so that a shared reference is read
+   * once (its getters run once) and copied again from the first copy. A few
+   * are kept in two arrays searched in turn: a Map would give every object an
+   * identity hash, which costs more than the search for typical metadata.
+   */
+  private firstSeen: object | undefined;
+  private firstOutput: unknown;
+  private seenObjects: object[] | undefined;
+  private seenOutputs: unknown[] | undefined;
+  private seen: Map<object, unknown> | undefined;
   /** The fill task of the container `convert()` just made, pushed only once the entry is accepted. */
   private pending: FillTask | undefined;
   /** The serialized size of what `convert()` just returned. */
   private size = 0;
+  /** The `toJSON` that `special()` just read and found to be no function (no allocation: this is per object). */
+  private toJSONRead = false;
+  private toJSONValue: unknown;
 
   constructor(
     private readonly limits: AuditSnapshotLimits,
     private readonly redactor: AuditRedactor | undefined,
+    private readonly pseudonyms: SnapshotPseudonyms | undefined,
   ) {
     this.budget = Math.max(limits.maxBytes - MARKER_RESERVE, 2);
   }
@@ -121,7 +178,7 @@ class SnapshotState {
   run(input: unknown, rootPath: string): SnapshotResult {
     let value: unknown;
     try {
-      value = this.convert(input, 0, undefined, rootPath);
+      value = this.convert(input, 0, undefined, rootPath, this.pseudonyms?.plan);
       this.bytes += this.size;
       this.commit();
       this.drain();
@@ -139,13 +196,78 @@ class SnapshotState {
 
   private drain(): void {
     const tasks = this.tasks;
-    while (tasks.length > 0) {
-      const task = tasks.pop()!;
-      if (this.exhausted) continue; // left empty; the root carries the size marker
-      const ancestors: Ancestor = { value: task.source as object, parent: task.ancestors };
-      if (Array.isArray(task.target)) this.fillArray(task, ancestors);
-      else this.fillObject(task, ancestors);
+    for (;;) {
+      while (tasks.length > 0) {
+        const task = tasks.pop()!;
+        if (this.exhausted) continue; // left empty; the root carries the size marker
+        const ancestors: Ancestor = { value: task.source as object, parent: task.ancestors };
+        if (Array.isArray(task.target)) this.fillArray(task, ancestors);
+        else this.fillObject(task, ancestors);
+      }
+      const next = this.deferred;
+      if (next === undefined || this.exhausted) return;
+      // The first copies are complete now: the copies of shared references are made from them, in the order met.
+      this.deferred = undefined;
+      for (let i = next.length - 1; i >= 0; i--) tasks.push(next[i]);
     }
+  }
+
+  private recall(value: object): unknown {
+    if (value === this.firstSeen) return this.firstOutput;
+    const seen = this.seen;
+    if (seen !== undefined) return seen.has(value) ? seen.get(value) : NOT_SEEN;
+    const objects = this.seenObjects;
+    if (objects !== undefined) {
+      for (let i = 0; i < objects.length; i++) {
+        if (objects[i] === value) return this.seenOutputs![i];
+      }
+    }
+    return NOT_SEEN;
+  }
+
+  private remember(value: object, output: unknown): void {
+    if (this.firstSeen === undefined || value === this.firstSeen) {
+      this.firstSeen = value;
+      this.firstOutput = output;
+      return;
+    }
+    if (this.seen !== undefined) {
+      this.seen.set(value, output);
+      return;
+    }
+    const objects = (this.seenObjects ??= []);
+    const outputs = (this.seenOutputs ??= []);
+    const index = objects.indexOf(value);
+    if (index !== -1) outputs[index] = output;
+    else if (objects.length < SEEN_SEARCHED) {
+      objects.push(value);
+      outputs.push(output);
+    } else {
+      this.seen = new Map(objects.map((object, i) => [object, outputs[i]]));
+      this.seen.set(value, output);
+    }
+  }
+
+  /** Forgets a container that is not kept (a Map key is recorded shallow), so that it is not copied from. */
+  private forget(value: unknown): void {
+    if (typeof value !== 'object' || value === null) return;
+    if (value === this.firstSeen) this.firstOutput = NOT_SEEN;
+    this.seen?.delete(value);
+    const index = this.seenObjects?.indexOf(value) ?? -1;
+    if (index !== -1) this.seenOutputs![index] = NOT_SEEN;
+  }
+
+  /** A shared reference met again: its first copy, copied (a container is copied once complete). */
+  private again(output: unknown, depth: number, ancestors: Ancestor | undefined, path: string, plan: PseudonymPlan | undefined): unknown {
+    if (output === null || typeof output !== 'object') return this.convert(output, depth, ancestors, path, plan);
+    if (depth >= this.limits.maxDepth) {
+      this.truncated = true;
+      return this.text('[Truncated: depth]');
+    }
+    const target: Container = Array.isArray(output) ? [] : {};
+    this.size = 2;
+    this.pending = { source: output, target, depth: depth + 1, ancestors, path, plan, toJSONRead: false, toJSON: undefined, deferred: true };
+    return target;
   }
 
   /** Counts an entry of `size` bytes, or refuses it when the budget is spent. */
@@ -163,28 +285,28 @@ class SnapshotState {
 
   private commit(): void {
     if (this.pending) {
-      this.tasks.push(this.pending);
+      (this.pending.deferred ? (this.deferred ??= []) : this.tasks).push(this.pending);
       this.pending = undefined;
     }
   }
 
   /** Converts one value and sets `size`; a container is returned empty and filled later. */
-  private convert(value: unknown, depth: number, ancestors: Ancestor | undefined, path: string): unknown {
+  private convert(value: unknown, depth: number, ancestors: Ancestor | undefined, path: string, plan: PseudonymPlan | undefined): unknown {
     this.pending = undefined;
     switch (typeof value) {
       case 'string':
-        return this.leaf(this.string(value), path);
+        return this.leaf(this.string(value), path, plan);
       case 'number':
         if (Number.isFinite(value)) {
           if (this.redactor && isCardNumber(value)) return this.text(REDACTED);
-          return this.leaf(value === 0 ? 0 : value, path);
+          return this.leaf(value === 0 ? 0 : value, path, plan);
         }
         return this.text(Number.isNaN(value) ? 'NaN' : value > 0 ? 'Infinity' : '-Infinity');
       case 'boolean':
         this.size = value ? 4 : 5;
         return value;
       case 'bigint':
-        return this.leaf(this.string(value.toString()), path);
+        return this.leaf(this.string(value.toString()), path, plan);
       case 'undefined':
         this.size = 0;
         return undefined;
@@ -197,32 +319,53 @@ class SnapshotState {
       this.size = 4;
       return null;
     }
-    return this.object(value as object, depth, ancestors, path, true);
+    return this.object(value as object, depth, ancestors, path, true, plan);
   }
 
-  private object(value: object, depth: number, ancestors: Ancestor | undefined, path: string, useToJSON: boolean): unknown {
+  private object(value: object, depth: number, ancestors: Ancestor | undefined, path: string, useToJSON: boolean, plan: PseudonymPlan | undefined): unknown {
     for (let a = ancestors; a; a = a.parent) {
       if (a.value === value) return this.text('[Circular]');
     }
+    const known = this.recall(value);
+    if (known !== NOT_SEEN && !(known instanceof DepthCut)) return this.again(known, depth, ancestors, path, plan);
     try {
-      const special = this.special(value, depth, ancestors, path, useToJSON);
-      if (special !== NOT_SPECIAL) return special;
+      let toJSONRead: boolean;
+      let toJSON: unknown;
+      if (known instanceof DepthCut) {
+        ({ toJSONRead, toJSON } = known);
+      } else {
+        this.toJSONRead = false;
+        const special = this.special(value, depth, ancestors, path, useToJSON, plan);
+        if (special !== NOT_SPECIAL) {
+          this.remember(value, special);
+          return special;
+        }
+        toJSONRead = this.toJSONRead;
+        toJSON = this.toJSONValue;
+        this.toJSONValue = undefined;
+      }
       if (depth >= this.limits.maxDepth) {
         this.truncated = true;
+        if (known === NOT_SEEN) this.remember(value, new DepthCut(toJSONRead, toJSON));
         return this.text('[Truncated: depth]');
       }
       const isArrayLike = Array.isArray(value) || value instanceof Map || value instanceof Set;
       const target: Container = isArrayLike ? [] : {};
       this.size = 2;
-      this.pending = { source: value, target, depth: depth + 1, ancestors, path };
+      // Map contents are not addressed by pseudonymize paths (only object keys and array items are).
+      const below = plan === undefined || value instanceof Map ? undefined : plan;
+      this.pending = { source: value, target, depth: depth + 1, ancestors, path, plan: below, toJSONRead, toJSON, deferred: false };
+      this.remember(value, target);
       return target;
     } catch (error) {
-      return this.marker(unserializable(error));
+      const marker = this.marker(unserializable(error));
+      this.remember(value, marker);
+      return marker;
     }
   }
 
   /** Encodings of values that JSON.stringify gets wrong; NOT_SPECIAL for plain data. */
-  private special(value: object, depth: number, ancestors: Ancestor | undefined, path: string, useToJSON: boolean): unknown {
+  private special(value: object, depth: number, ancestors: Ancestor | undefined, path: string, useToJSON: boolean, plan: PseudonymPlan | undefined): unknown {
     if (value instanceof Date) {
       const time = value.getTime();
       return this.text(Number.isNaN(time) ? '[Invalid Date]' : value.toISOString());
@@ -247,7 +390,7 @@ class SnapshotState {
       this.size = type.length + 40;
       return { type, length };
     }
-    if (value instanceof RegExp) return this.leaf(this.string(String(value)), path);
+    if (value instanceof RegExp) return this.leaf(this.string(String(value)), path, plan);
     if (value instanceof Promise) return this.text('[Promise]');
     if (value instanceof WeakMap || value instanceof WeakSet || value instanceof WeakRef) {
       return this.text(`[${safeTag(value)}]`);
@@ -258,9 +401,11 @@ class SnapshotState {
         const json: unknown = toJSON.call(value);
         // Followed once: a toJSON whose result has a toJSON again is copied as plain data.
         return typeof json === 'object' && json !== null
-          ? this.object(json, depth, ancestors, path, false)
-          : this.convert(json, depth, ancestors, path);
+          ? this.object(json, depth, ancestors, path, false, plan)
+          : this.convert(json, depth, ancestors, path, plan);
       }
+      this.toJSONRead = true;
+      this.toJSONValue = toJSON;
     }
     return NOT_SPECIAL;
   }
@@ -276,21 +421,25 @@ class SnapshotState {
         let i = 0;
         for (const [key, value] of source) {
           if (i >= max) break;
-          const keyValue = this.convert(key, task.depth + 1, ancestors, task.path);
+          const keyValue = this.convert(key, task.depth + 1, ancestors, task.path, undefined);
           const keySize = this.size;
-          if (keyValue !== null && typeof keyValue === 'object') this.pending = undefined; // keys stay shallow
+          if (keyValue !== null && typeof keyValue === 'object' && this.pending?.target === keyValue) {
+            if (!this.pending.deferred) this.forget(key); // an empty copy must not stand for the key elsewhere
+            this.pending = undefined; // keys stay shallow
+          }
           const secret = typeof key === 'string' && this.isSecret(key, value);
-          const item = secret ? this.text(REDACTED) : this.convert(value, task.depth + 1, ancestors, join(task.path, i));
+          const item = secret ? this.text(REDACTED) : this.convert(value, task.depth + 1, ancestors, join(task.path, i), undefined);
           if (!this.accept(keySize + this.size + 4)) return;
           target.push([keyValue === undefined ? null : keyValue, item === undefined ? null : item]);
           i++;
         }
       } else if (source instanceof Set) {
         total = source.size;
+        const plan = task.plan?.items;
         let i = 0;
         for (const item of source) {
           if (i >= max) break;
-          const converted = this.convert(item, task.depth, ancestors, join(task.path, i));
+          const converted = this.convert(item, task.depth, ancestors, join(task.path, i), plan);
           if (!this.accept(this.size + 1)) return;
           target.push(converted === undefined ? null : converted);
           i++;
@@ -299,8 +448,10 @@ class SnapshotState {
         const array = source as unknown[];
         total = array.length;
         const n = Math.min(total, max);
+        const items = task.plan?.items;
         for (let i = 0; i < n; i++) {
-          const converted = this.read(array, i, task.depth, ancestors, join(task.path, i));
+          const plan = task.plan === undefined ? undefined : (task.plan.children.get(String(i)) ?? items);
+          const converted = this.read(array, i, task.depth, ancestors, join(task.path, i), plan);
           if (!this.accept(Math.max(this.size, 4) + 1)) return;
           target.push(converted === undefined ? null : converted);
         }
@@ -322,8 +473,10 @@ class SnapshotState {
     const target = task.target as Record<string, unknown>;
     const source = task.source as Record<string, unknown>;
     let keys: string[];
+    let symbols: symbol[];
     try {
       keys = Object.keys(source);
+      symbols = Object.getOwnPropertySymbols(source);
     } catch (error) {
       this.truncated = true;
       const marker = this.marker(unserializable(error));
@@ -332,15 +485,16 @@ class SnapshotState {
     }
     const n = Math.min(keys.length, this.limits.maxKeys);
     const tracksPath = this.redactor?.hook !== undefined;
+    const { plan, toJSONRead, toJSON } = task;
     for (let i = 0; i < n; i++) {
       const key = keys[i];
       let raw: unknown;
       let value: unknown;
       try {
-        raw = source[key];
+        raw = toJSONRead && key === 'toJSON' ? toJSON : source[key];
         value = this.isSecret(key, raw)
           ? this.text(REDACTED)
-          : this.convert(raw, task.depth, ancestors, tracksPath ? join(task.path, key) : '');
+          : this.convert(raw, task.depth, ancestors, tracksPath ? join(task.path, key) : '', plan === undefined ? undefined : (plan.children.get(key) ?? plan.any));
       } catch (error) {
         value = this.marker(unserializable(error));
       }
@@ -352,6 +506,7 @@ class SnapshotState {
       if (!this.accept(this.size + valueSize + 2)) return;
       define(target, outKey, value);
     }
+    if (symbols.length > 0) this.symbolKeys(source, symbols, target);
     if (keys.length > n) {
       this.truncated = true;
       const marker = `[Truncated: ${keys.length - n} more keys]`;
@@ -360,14 +515,34 @@ class SnapshotState {
   }
 
   /** Reads one array item; a getter that throws becomes a marker. */
-  private read(array: unknown[], index: number, depth: number, ancestors: Ancestor, path: string): unknown {
+  private read(array: unknown[], index: number, depth: number, ancestors: Ancestor, path: string, plan: PseudonymPlan | undefined): unknown {
     let value: unknown;
     try {
       value = array[index];
     } catch (error) {
       return this.marker(unserializable(error));
     }
-    return this.convert(value, depth, ancestors, path);
+    return this.convert(value, depth, ancestors, path, plan);
+  }
+
+  /**
+   * Symbol-keyed properties have no JSON form: they are left out, and a
+   * marker names them, so that nothing disappears silently.
+   */
+  private symbolKeys(source: object, symbols: symbol[], target: Record<string, unknown>): void {
+    let names: string[] | undefined;
+    try {
+      for (const symbol of symbols) {
+        if (!propertyIsEnumerable.call(source, symbol)) continue; // JSON and spreads ignore these too
+        (names ??= []).push(`Symbol(${symbol.description ?? ''})`);
+      }
+    } catch (error) {
+      names = [unserializable(error)];
+    }
+    if (names === undefined) return;
+    const shown = names.length > 10 ? [...names.slice(0, 10), `${names.length - 10} more`] : names;
+    const marker = this.string(`[Dropped: ${shown.join(', ')}]`);
+    if (this.accept(this.size + SYMBOL_KEYS_KEY.length + 3)) define(target, SYMBOL_KEYS_KEY, marker);
   }
 
   /** Values under a secret key are replaced, unless they cannot hold a secret (booleans, null). */
@@ -419,8 +594,15 @@ class SnapshotState {
     return value;
   }
 
-  /** A string or number leaf, through the user's redact hook when there is one. */
-  private leaf(value: string | number, path: string): unknown {
+  /** A string or number leaf, through the user's redact hook when there is one, then pseudonymised when planned. */
+  private leaf(value: string | number, path: string, plan: PseudonymPlan | undefined): unknown {
+    const out = this.hooked(value, path);
+    if (plan?.here !== true || this.pseudonyms === undefined) return out;
+    if ((typeof out !== 'string' || out.length === 0) && typeof out !== 'number') return out;
+    return this.text(this.pseudonyms.pseudonym(String(out)));
+  }
+
+  private hooked(value: string | number, path: string): unknown {
     const hook = this.redactor?.hook;
     if (!hook) {
       if (typeof value === 'number') this.size = String(value).length;
@@ -449,6 +631,9 @@ class SnapshotState {
 }
 
 const NOT_SPECIAL = Symbol('not special');
+const NOT_SEEN = Symbol('not seen');
+/** How many objects are searched in arrays before a Map takes over. */
+const SEEN_SEARCHED = 16;
 
 function join(path: string, key: string | number): string {
   return path === '' ? String(key) : `${path}.${key}`;
@@ -477,7 +662,7 @@ export function jsonSize(value: string): number {
 }
 
 /** Assigns an own data property; `__proto__` as a key stays data and never reaches a prototype. */
-function define(target: Record<string, unknown>, key: string, value: unknown): void {
+export function define(target: Record<string, unknown>, key: string, value: unknown): void {
   if (key === '__proto__') {
     Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
   } else {

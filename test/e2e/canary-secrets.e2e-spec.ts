@@ -24,9 +24,11 @@ import {
 import { InMemoryAuditTransport } from 'nestjs-audit/testing';
 
 /*
- * Canary secrets planted in 46 positions — headers, nested metadata, arrays, Maps, query strings,
- * error messages, diffs, JSON strings inside strings, keys, context — go through the console, file,
- * HTTP and in-memory paths. Every byte each path writes is scanned: zero may leak.
+ * Canary secrets planted in 79 positions — headers, nested metadata, arrays, Maps, query strings,
+ * error messages, diffs, JSON strings inside strings, keys, context, and the forms that used to leak:
+ * keys without separators, a pair after a label, URL fragments, percent-encoding, Python literals, JSON
+ * arrays and deep escaping, URL userinfo — go through the console, file, HTTP and in-memory paths.
+ * Every byte each path writes is scanned: zero may leak.
  */
 const canary = (n: number) => `cnry${String(n).padStart(2, '0')}Zq8Xv2`;
 const luhnCard = (n: number): string => {
@@ -44,6 +46,12 @@ const luhnCard = (n: number): string => {
   throw new Error('unreachable');
 };
 const jwtWith = (secret: string) => `eyJhbGciOiJIUzI1NiJ9.eyJ${secret}In0.${secret}sig`;
+/** `value` as JSON kept as a string inside JSON strings, `levels` times. */
+const nestedJson = (levels: number, value: unknown): string => {
+  let text = JSON.stringify(value);
+  for (let i = 0; i < levels; i++) text = JSON.stringify(text);
+  return text;
+};
 
 /** metadata positions: each returns metadata carrying canary n. */
 const METADATA_POSITIONS: [string, (secret: string, n: number) => Record<string, unknown>][] = [
@@ -79,6 +87,32 @@ const METADATA_POSITIONS: [string, (secret: string, n: number) => Record<string,
   ['YAML line', (s) => ({ config: `host: db\npassword: '${s}'\n` })],
   ['Cookie header line', (s) => ({ dump: `Cookie: sid=${s}; theme=dark` })],
   ['cvv and ssn', (s) => ({ payment: { cvv: s, ssn: s } })],
+  // Keys without separators, or with digits and qualifiers around the name.
+  ['accesstoken', (s) => ({ accesstoken: s })],
+  ['XAPIKEY', (s) => ({ headers: { XAPIKEY: s } })],
+  ['clientsecret nested', (s) => ({ oauth: { clientsecret: s } })],
+  ['setcookie array', (s) => ({ setcookie: [`sid=${s}`, 'theme=dark'] })],
+  ['privatekey', (s) => ({ privatekey: s })],
+  ['password1', (s) => ({ password1: s })],
+  ['newpassword', (s) => ({ newpassword: s })],
+  ['passwordNew', (s) => ({ form: { passwordNew: s } })],
+  ['pwd2', (s) => ({ pwd2: s })],
+  ['mfacode', (s) => ({ mfacode: s })],
+  ['cvv_code', (s) => ({ card: { cvv_code: s } })],
+  // Strings that embed a secret in the forms that used to hide it.
+  ['password after a label', (s) => ({ message: `connect failed: password=${s}` })],
+  ['token after an error name', (s) => ({ log: `Error: token=${s}` })],
+  ['api_key after a counted label', (s) => ({ log: `retry 3: api_key=${s}` })],
+  ['access_token in a URL fragment', (s) => ({ redirect: `https://app.example.com/cb#access_token=${s}&token_type=bearer` })],
+  ['percent-encoded access_token', (s) => ({ url: `https://x.test/login?redirect=https%3A%2F%2Fy.test%2Fcb%3Faccess_token%3D${s}` })],
+  ['percent-encoded parameter name', (s) => ({ url: `https://x.test/a?access%5Ftoken=${s}` })],
+  ['Python literal', (s) => ({ repr: `{'password': '${s}', 'user': 'bob'}` })],
+  ['JSON array under a secret key', (s) => ({ body: JSON.stringify({ tokens: [s, 'other'] }) })],
+  ['JSON object under a secret key', (s) => ({ body: JSON.stringify({ password: { value: s } }) })],
+  ['JSON escaped three levels deep', (s) => ({ body: nestedJson(3, { user: 'bob', password: s }) })],
+  ['URL userinfo', (s) => ({ dsn: `postgres://app:${s}@db/prod` })],
+  ['jsessionid path parameter', (s) => ({ path: `/app;jsessionid=${s}?x=1` })],
+  ['passphrase with spaces', (s) => ({ config: `password: correct horse ${s} staple` })],
 ];
 
 @Injectable()
@@ -92,6 +126,21 @@ class SecretsService {
   update(before: Record<string, unknown>, after: Record<string, unknown>) {
     void before;
     return after;
+  }
+
+  @Audit('secret.compact-diff', 'secret', { diff: true })
+  rotate(before: Record<string, unknown>, after: Record<string, unknown>) {
+    void before;
+    return after;
+  }
+
+  @Audit('secret.resolver', 'secret', {
+    metadata: ({ args: [secret] }) => {
+      throw new Error(`lookup failed: password=${secret as string}`);
+    },
+  })
+  lookup(secret: string) {
+    return { id: secret.length };
   }
 }
 
@@ -131,6 +180,17 @@ class CanaryController {
     await AuditContext.run({ tenant_id: `Bearer ${s(6)}` }, async () => {
       this.audit.log({ action: 'secret.tenant', resource: { type: 'secret', id: 't' } });
     });
+    this.audit.log({
+      action: 'secret.labelled',
+      resource: { type: 'secret', id: `Error: token=${s(8)}` },
+      outcome: 'failure',
+      error: new Error(`connect failed: password=${s(7)}`),
+    });
+    await AuditContext.run({ tenant_id: `cb#access_token=${s(9)}`, session_id: `sid: api_key=${s(10)}` }, async () => {
+      this.audit.log({ action: 'secret.session', resource: { type: 'secret', id: 's' } });
+    });
+    this.secrets.lookup(s(11));
+    this.secrets.rotate({ clientsecret: `old-${s(12)}` }, { clientsecret: 'rotated' });
     return { ok: true };
   }
 }
@@ -138,9 +198,9 @@ class CanaryController {
 @Module({ providers: [SecretsService], controllers: [CanaryController] })
 class CanaryFeature {}
 
-const SPECIAL_BASE = METADATA_POSITIONS.length; // 7 canaries from here
-const HTTP_BASE = SPECIAL_BASE + 7; // 7 more planted in HTTP requests
-const POSITIONS = HTTP_BASE + 7;
+const SPECIAL_BASE = METADATA_POSITIONS.length; // 13 canaries from here
+const HTTP_BASE = SPECIAL_BASE + 13; // 10 more planted in HTTP requests
+const POSITIONS = HTTP_BASE + 10;
 
 async function drive(url: string): Promise<void> {
   const post = (path: string, init: RequestInit = {}) => fetch(`${url}${path}`, { method: 'POST', ...init });
@@ -154,10 +214,14 @@ async function drive(url: string): Promise<void> {
       'x-api-key': c(2),
       'user-agent': `curl/8 token=${c(3)}`,
       'x-request-id': `eyJhbGciOiJIUzI1NiJ9.eyJ${c(4)}.sig`,
+      xapikey: c(8),
+      clientsecret: c(9),
     },
   });
   await post(`/canary/nowhere?access_token=${c(5)}`);
   await post(`/canary/reset/${jwtWith(c(6))}`);
+  // The query string is never recorded; a percent-encoded one inside the path is.
+  await post(`/canary/reset/https%3A%2F%2Fx.test%2Fcb%3Faccess_token%3D${c(7)}`);
 }
 
 describe(`canary secrets in ${POSITIONS} positions`, () => {
@@ -223,10 +287,13 @@ describe(`canary secrets in ${POSITIONS} positions`, () => {
     const actions = (events: { action: string }[]) => events.map((e) => e.action).sort();
     expect(actions(fileEvents)).toEqual(actions(memory.events));
     expect(memory.find({ action: 'secret.metadata' })).toHaveLength(METADATA_POSITIONS.length);
-    for (const action of ['secret.fail', 'secret.explicit', 'secret.update', 'secret.diff', 'secret.resource', 'secret.tenant', 'secret.headers']) {
+    for (const action of [
+      'secret.fail', 'secret.explicit', 'secret.update', 'secret.diff', 'secret.resource', 'secret.tenant', 'secret.headers',
+      'secret.labelled', 'secret.session', 'secret.resolver', 'secret.compact-diff',
+    ]) {
       expect(memory.find({ action })).toHaveLength(1);
     }
-    expect(memory.find({ action: 'api.post' }).length).toBeGreaterThanOrEqual(METADATA_POSITIONS.length + 2);
+    expect(memory.find({ action: 'api.post' }).length).toBeGreaterThanOrEqual(METADATA_POSITIONS.length + 3);
   });
 
   it('leaks none of them, on any path, byte for byte', () => {
@@ -255,6 +322,19 @@ describe(`canary secrets in ${POSITIONS} positions`, () => {
     const headers = memory.find({ action: 'secret.headers' })[0];
     expect(headers.metadata.headers).toMatchObject({ authorization: '[REDACTED]', cookie: '[REDACTED]', 'x-api-key': '[REDACTED]', 'content-length': '0' });
     expect(headers.actor.user_agent).toBe('curl/8 token=[REDACTED]');
+    expect(headers.metadata.headers).toMatchObject({ xapikey: '[REDACTED]', clientsecret: '[REDACTED]' });
+    const position = (name: string) => byId(METADATA_POSITIONS.findIndex(([what]) => what === name)).metadata;
+    expect(position('access_token in a URL fragment')).toEqual({ redirect: 'https://app.example.com/cb#access_token=[REDACTED]&token_type=bearer' });
+    expect(position('password after a label')).toEqual({ message: 'connect failed: password=[REDACTED]' });
+    expect(position('URL userinfo')).toEqual({ dsn: 'postgres://app:[REDACTED]@db/prod' });
+    expect(position('passphrase with spaces')).toEqual({ config: 'password: [REDACTED]' });
+    expect(memory.find({ action: 'secret.labelled' })[0]).toMatchObject({
+      resource: { id: 'Error: token=[REDACTED]' },
+      error: { message: 'connect failed: password=[REDACTED]' },
+    });
+    expect(memory.find({ action: 'secret.session' })[0].context).toMatchObject({ tenant_id: 'cb#access_token=[REDACTED]', session_id: 'sid: api_key=[REDACTED]' });
+    expect(memory.find({ action: 'secret.resolver' })[0].metadata).toEqual({ audit_error: 'metadata() threw: Error: lookup failed: password=[REDACTED]' });
+    expect(memory.find({ action: 'secret.compact-diff' })[0].metadata).toMatchObject({ old_values: { clientsecret: '[REDACTED]' } });
   });
 });
 
