@@ -115,6 +115,7 @@ export class PostgresAuditStore implements AuditSink {
   private lastCheckpointAt = Date.now();
   private checkpointTimer: NodeJS.Timeout | undefined;
   private uncheckpointed = false;
+  private closing: Promise<void> | undefined;
 
   /**
    * Opens lazily: the first call waits for the connection and the migrations. Prefer `PostgresAuditStore.create()`.
@@ -402,7 +403,13 @@ export class PostgresAuditStore implements AuditSink {
     return this.ready;
   }
 
-  async close(): Promise<void> {
+  /** Ends what the store opened (once: a second call, e.g. yours after `app.close()`, waits for the first). */
+  close(): Promise<void> {
+    this.closing ??= this.shutDown();
+    return this.closing;
+  }
+
+  private async shutDown(): Promise<void> {
     if (this.checkpointTimer) clearInterval(this.checkpointTimer);
     const connection = await this.ready.catch(() => undefined);
     if (!connection) return;
