@@ -12,7 +12,9 @@ import { canonicalJson, storable } from '../../lib/postgres/postgres.canonical.j
 import { canonicalFromJsonbText } from '../../lib/postgres/postgres.jsonb-text.js';
 import fc from 'fast-check';
 import { hostileCorpus } from '../hostile/hostile-inputs.js';
-import { backends, makeEvent, openBackend, quoted, type Backend } from '../fixtures/postgres.fixture.js';
+import pg from 'pg';
+import type { PostgresAuditConnection } from 'nestjs-audit/postgres';
+import { backends, DATABASE_URL, makeEvent, openBackend, quoted, type Backend } from '../fixtures/postgres.fixture.js';
 
 const names = await backends();
 
@@ -377,6 +379,58 @@ describe.each(names)('PostgresAuditStore on %s', (name) => {
     const other = await backend.store();
     await expect(other.verify({ checkpoints: { from: [], key: { hmac: 'short' } } })).rejects.toThrow(/checkpoints\.key\.hmac: must be at least 32 bytes/);
     await other.close();
+  });
+  it('serves the common searches from indexes: no sequential scan, no long filtered walk', async () => {
+    // The store's own SQL, recorded on its way to the database, then EXPLAIN ANALYZEd on a table big enough for the planner to care.
+    const statements: [string, unknown[]][] = [];
+    const record = (text: string, params?: unknown[]) => void statements.push([text, params ?? []]);
+    const raw = backend.connection();
+    const connection: PostgresAuditConnection =
+      'pglite' in raw
+        ? { pglite: { query: (t: string, p?: unknown[]) => (record(t, p), backend.pglite!.query(t, p)), transaction: (fn: never) => backend.pglite!.transaction(fn), close: async () => undefined } }
+        : (() => {
+            const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 2 });
+            return { pool: { query: (t: string, p?: unknown[]) => (record(t, p), pool.query(t, p)), connect: () => pool.connect(), end: () => pool.end() } };
+          })();
+    const store = await backend.store({ connection });
+    const table = quoted(store);
+    await backend.sql(`INSERT INTO ${table} (seq, id, occurred_at, action, outcome, actor_id, resource_type, resource_id, tenant_id, request_id, actor, metadata, context, prev_hash, hash)
+      SELECT i, 'id-' || i, timestamptz '2026-01-01' + i * interval '1 second', (ARRAY['document.share', 'document.read', 'user.login'])[1 + i % 3], 'success',
+        'u-' || (i % 100), CASE WHEN i % 2 = 0 THEN 'user' ELSE 'document' END, 'r-' || (i % 3000), 't-' || (i % 3), 'req-' || i,
+        jsonb_build_object('id', 'u-' || (i % 100), 'type', 'user'), '{}'::jsonb, jsonb_build_object('request_id', 'req-' || i, 'tenant_id', 't-' || (i % 3)),
+        '\\x00'::bytea, '\\x00'::bytea
+      FROM generate_series(1, 30000) i`);
+    await backend.sql(`ANALYZE ${table}`);
+    const at = (i: number) => new Date(Date.UTC(2026, 0, 1) + i * 1000).toISOString();
+    const queries: [string, Record<string, unknown>, number][] = [
+      ["the guide's searchEvents({ resource_id })", { resource_id: 'r-77' }, 10],
+      ['resource type and id', { resource_type: 'document', resource_id: 'r-77' }, 10],
+      ['a time window long ago', { from: at(20_000), to: at(20_300) }, 50],
+      ['an action in a time window', { action: 'user.login', from: at(5_000), to: at(5_600) }, 50],
+      ['a request id', { request_id: 'req-123' }, 1],
+      ['an actor', { actor_id: 'u-7' }, 50],
+    ];
+    const findings: string[] = [];
+    for (const [what, query, expected] of queries) {
+      statements.length = 0;
+      expect((await store.search(query)).events).toHaveLength(expected);
+      const [text, params] = statements.filter(([t]) => t.startsWith('SELECT seq')).at(-1)!;
+      const plan = (await backend.sql(`EXPLAIN (ANALYZE, FORMAT JSON) ${text}`, params)).rows[0]['QUERY PLAN'][0].Plan;
+      const nodes: any[] = [];
+      const walk = (node: any) => (nodes.push(node), (node.Plans ?? []).forEach(walk));
+      walk(plan);
+      const removed = nodes.reduce((sum, node) => sum + (node['Rows Removed by Filter'] ?? 0), 0);
+      const indexes = nodes.map((node) => node['Index Name']).filter(Boolean);
+      findings.push(`${what}: ${nodes.map((n) => n['Node Type']).join(' > ')} [${indexes.join(', ')}], ${removed} rows filtered out`);
+      expect({ what, seqScan: nodes.some((node) => node['Node Type'] === 'Seq Scan'), manyFiltered: removed > 1000, index: indexes.length > 0 }).toEqual({
+        what,
+        seqScan: false,
+        manyFiltered: false,
+        index: true,
+      });
+    }
+    console.log(`search plans on ${name}:\n  ${findings.join('\n  ')}`);
+    await store.close();
   });
 });
 
