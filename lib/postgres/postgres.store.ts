@@ -334,7 +334,7 @@ export class PostgresAuditStore implements AuditSink {
     // Every tombstone must be one that prune() made (in range, whatever the walk found: the lower problem wins).
     const tombstone = from <= to ? await verifyTombstones(connection, this.names, from, to) : undefined;
     if (tombstone && (result.ok || tombstone.seq < BigInt(result.firstBadSeq!))) {
-      Object.assign(result, { ok: false, firstBadSeq: String(tombstone.seq), problem: tombstone.problem, checked: Number(tombstone.seq - from) });
+      Object.assign(result, { ok: false, firstBadSeq: String(tombstone.seq), problem: tombstone.problem, checked: Math.max(0, Number(tombstone.seq - from)) });
       if (tombstone.seq > from) result.lastSeq = String(tombstone.seq - 1n);
       else delete result.lastSeq;
     }
