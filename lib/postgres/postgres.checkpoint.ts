@@ -25,7 +25,7 @@ export interface AuditCheckpoint {
  * @publicApi
  */
 export interface AuditCheckpointOptions {
-  /** An HMAC-SHA-256 secret (at least 32 bytes), or an Ed25519 private key (PEM or KeyObject). */
+  /** An HMAC-SHA-256 secret (at least 32 bytes, refused otherwise), or an Ed25519 private key (PEM or KeyObject). */
   key: { hmac: string | Buffer } | { ed25519PrivateKey: string | KeyObject };
   /** Names the key, so keys can rotate. */
   keyId: string;
@@ -41,6 +41,29 @@ export interface AuditCheckpointOptions {
 
 /** What `verify()` needs to check checkpoints: the HMAC secret, or the Ed25519 public key. @publicApi */
 export type AuditCheckpointKey = { hmac: string | Buffer } | { ed25519PublicKey: string | KeyObject };
+
+/** HMAC-SHA-256 keys shorter than its block of output (32 bytes) are refused: guessable keys sign nothing. */
+export const MIN_HMAC_BYTES = 32;
+
+/** What is wrong with a signing or checking key, as `field: problem` lines (empty when it is usable). */
+export function checkpointKeyIssues(key: AuditCheckpointKey | AuditCheckpointOptions['key'] | undefined, field: string): string[] {
+  if (key === null || typeof key !== 'object') return [`${field}: must be { hmac }, { ed25519PrivateKey } or { ed25519PublicKey }`];
+  if ('hmac' in key) {
+    const bytes = typeof key.hmac === 'string' ? Buffer.byteLength(key.hmac, 'utf8') : Buffer.isBuffer(key.hmac) ? key.hmac.length : -1;
+    if (bytes < 0) return [`${field}.hmac: must be a string or a Buffer`];
+    return bytes < MIN_HMAC_BYTES ? [`${field}.hmac: must be at least ${MIN_HMAC_BYTES} bytes, got ${bytes} (e.g. openssl rand -base64 48)`] : [];
+  }
+  const [name, value, make] =
+    'ed25519PrivateKey' in key ? (['ed25519PrivateKey', key.ed25519PrivateKey, createPrivateKey] as const) : 'ed25519PublicKey' in key ? (['ed25519PublicKey', key.ed25519PublicKey, createPublicKey] as const) : [];
+  if (!name) return [`${field}: must be { hmac }, { ed25519PrivateKey } or { ed25519PublicKey }`];
+  try {
+    const object = typeof value === 'string' ? make(value) : (value as KeyObject);
+    if (object?.asymmetricKeyType !== 'ed25519') return [`${field}.${name}: must be an Ed25519 key, got ${object?.asymmetricKeyType ?? typeof value}`];
+  } catch (error) {
+    return [`${field}.${name}: does not parse as a PEM key (${String((error as Error).message ?? error)})`];
+  }
+  return [];
+}
 
 export function checkpointPayload(c: Pick<AuditCheckpoint, 'table' | 'seq' | 'hash' | 'at'>): string {
   return `nestjs-audit-checkpoint/v1\n${c.table}\n${c.seq}\n${c.hash}\n${c.at}`;

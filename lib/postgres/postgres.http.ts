@@ -15,6 +15,8 @@ import {
 import { Readable } from 'node:stream';
 import { AuditConfigurationError } from '../audit.errors.js';
 import { Audit } from '../decorators/audit.decorator.js';
+import { AuditQueryError } from './postgres.errors.js';
+import { FILTERS as COLUMNS, validQuery } from './postgres.query.js';
 import type { AuditSearchQuery, AuditSearchResult, PostgresAuditStore } from './postgres.store.js';
 
 /** Options of {@link AuditTrailHttpModule}. @publicApi */
@@ -33,7 +35,7 @@ export interface AuditTrailHttpOptions {
   imports?: NonNullable<DynamicModule['imports']>;
 }
 
-const FILTERS = ['action', 'actor_id', 'resource_type', 'resource_id', 'outcome', 'tenant_id', 'request_id', 'from', 'to'] as const;
+const FILTERS = [...COLUMNS, 'from', 'to'] as const;
 
 /**
  * Mounts `GET /audit/events` (search) and `GET /audit/events/export`
@@ -74,7 +76,7 @@ export class AuditTrailHttpModule {
       })
       @Get('events')
       search(@Query() query: Record<string, unknown>, @Req() request: unknown): Promise<AuditSearchResult> {
-        return store.search(scoped(request, query));
+        return store.search(scoped(request, query)).catch(badRequest);
       }
 
       @Audit('audit.export', 'audit_trail', {
@@ -86,7 +88,13 @@ export class AuditTrailHttpModule {
         const { format = 'jsonl', ...rest } = query;
         if (format !== 'jsonl' && format !== 'csv') throw new BadRequestException("format: must be 'jsonl' or 'csv'");
         const { limit: _limit, cursor: _cursor, ...filters } = scoped(request, rest);
-        const body = Readable.from(store.export(filters, format));
+        let chunks: AsyncGenerator<string>;
+        try {
+          chunks = store.export(filters, format);
+        } catch (error) {
+          badRequest(error);
+        }
+        const body = Readable.from(chunks);
         return new StreamableFile(body, {
           type: format === 'csv' ? 'text/csv; charset=utf-8' : 'application/x-ndjson',
           disposition: `attachment; filename="audit-events.${format}"`,
@@ -99,30 +107,30 @@ export class AuditTrailHttpModule {
   }
 }
 
-/** Query-string filters as a typed search query; anything else is a 400 naming the parameter. */
+/** A store's AuditQueryError as the 400 it is; anything else as it was. */
+function badRequest(error: unknown): never {
+  throw error instanceof AuditQueryError ? new BadRequestException(error.issues) : error;
+}
+
+/**
+ * Query-string filters as a search query, checked by the store's own rules
+ * (one list of problems, every bad parameter named): anything wrong is a 400.
+ */
 function parseQuery(query: Record<string, unknown>): AuditSearchQuery {
   const issues: string[] = [];
-  const out: AuditSearchQuery = {};
+  const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(query)) {
-    if (typeof value !== 'string') {
-      issues.push(`${key}: must be given once`);
-      continue;
-    }
-    if ((FILTERS as readonly string[]).includes(key)) {
-      if ((key === 'from' || key === 'to') && Number.isNaN(Date.parse(value))) issues.push(`${key}: must be an ISO 8601 date`);
-      else if (key === 'outcome' && value !== 'success' && value !== 'failure') issues.push("outcome: must be 'success' or 'failure'");
-      else (out as Record<string, unknown>)[key] = value;
-    } else if (key === 'limit') {
-      const limit = Number(value);
-      if (!Number.isInteger(limit) || limit < 1) issues.push('limit: must be a positive integer (at most 1000 are returned)');
-      else out.limit = limit;
-    } else if (key === 'cursor') {
-      if (!/^[A-Za-z0-9_-]{1,64}$/.test(value)) issues.push('cursor: must be the next_cursor of a previous page');
-      else out.cursor = value;
-    } else {
-      issues.push(`${key}: is not a filter (known: ${[...FILTERS, 'limit', 'cursor'].join(', ')})`);
-    }
+    if (typeof value !== 'string') issues.push(`${key}: must be given once`);
+    else if (key === 'limit') out.limit = /^\d{1,9}$/.test(value) ? Number(value) : value;
+    else if ((FILTERS as readonly string[]).includes(key) || key === 'cursor') out[key] = value;
+    else issues.push(`${key}: is not a filter (known: ${[...FILTERS, 'limit', 'cursor'].join(', ')})`);
+  }
+  try {
+    validQuery(out, true, 'search');
+  } catch (error) {
+    if (!(error instanceof AuditQueryError)) throw error;
+    issues.push(...error.issues);
   }
   if (issues.length > 0) throw new BadRequestException(issues);
-  return out;
+  return out as AuditSearchQuery;
 }

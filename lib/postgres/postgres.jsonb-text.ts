@@ -7,9 +7,9 @@
  * length, then bytes; strings escaped exactly as `JSON.stringify` escapes them
  * (`\"`, `\\`, `\b \f \n \r \t`, other controls as `\u00xx`); numbers as exact
  * decimals. So string tokens are kept as they are, keys are re-sorted by UTF-16
- * code units, and each number goes through `Number` and `JSON.stringify` as in
- * the canonical form. Anything else throws a `SyntaxError`: the caller then
- * takes the slow, generic path (`JSON.parse`, then `canonicalJson`).
+ * code units, and each number is written as `JSON.stringify` writes it — when
+ * its value is exactly that double's (see `exactNumber`). Anything else throws
+ * a `SyntaxError`: the caller then takes the slow, generic path, which decides.
  */
 export function canonicalFromJsonbText(text: string): string {
   const reader = new Reader(text);
@@ -104,9 +104,9 @@ class Reader {
     if (SMALL_INTEGER.test(token)) return token; // written by JSON.stringify exactly so
     if (token === 'true' || token === 'false' || token === 'null') return token;
     if (!NUMBER.test(token)) throw this.error('a value');
-    const number = Number(token);
-    if (!Number.isFinite(number)) throw this.error('a finite number');
-    return JSON.stringify(number);
+    const canonical = exactNumber(token);
+    if (canonical === undefined) throw this.error('a number a double holds exactly');
+    return canonical;
   }
 
   private object(depth: number): string {
@@ -177,3 +177,62 @@ const SMALL_INTEGER = /^(?:0|-?[1-9]\d{0,14})$/;
 
 /** A JSON number, as PostgreSQL writes a numeric. */
 const NUMBER = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?$/;
+
+/**
+ * The canonical (`JSON.stringify`) text of a JSON number token, when the
+ * token's value is exactly the value of that text; undefined otherwise. The
+ * store writes canonical numbers, and PostgreSQL keeps a `jsonb` number as an
+ * exact decimal, so a stored `12345678901234567891` (which a double rounds to
+ * `12345678901234567000`) or `0.1000000000000000001` is not what was hashed.
+ * Equal values in other notation (`2.50`, `1e+21` written out) are the same number.
+ */
+export function exactNumber(token: string): string | undefined {
+  const number = Number(token);
+  if (!Number.isFinite(number)) return undefined;
+  const canonical = JSON.stringify(number);
+  if (token === canonical) return canonical;
+  const value = plainDecimal(token);
+  return value !== undefined && value === plainDecimal(canonical) ? canonical : undefined;
+}
+
+/** A decimal as sign, integer digits without leading zeros and fraction without trailing zeros: no exponent, no -0. */
+function plainDecimal(token: string): string | undefined {
+  const match = /^(-?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/.exec(token);
+  if (!match) return undefined;
+  const [, sign, int, fraction = '', exponent = '0'] = match;
+  const shift = Number(exponent);
+  if (Math.abs(shift) > 400) return undefined; // no double's shortest form reaches that far
+  let digits = int + fraction;
+  let point = int.length + shift;
+  if (point < 0) {
+    digits = '0'.repeat(-point) + digits;
+    point = 0;
+  }
+  if (point > digits.length) digits += '0'.repeat(point - digits.length);
+  const whole = digits.slice(0, point).replace(/^0+/, '') || '0';
+  const rest = digits.slice(point).replace(/0+$/, '');
+  const body = rest ? `${whole}.${rest}` : whole;
+  return body === '0' ? body : sign + body;
+}
+
+/**
+ * The first number token in a JSON text whose value no double holds exactly
+ * (see `exactNumber`), or undefined: the slow path's check, which follows no
+ * structure (so any depth) and skips strings.
+ */
+export function inexactNumber(text: string): string | undefined {
+  for (let at = 0; at < text.length; ) {
+    const code = text.charCodeAt(at);
+    if (code === 0x22) {
+      at++;
+      while (at < text.length && text.charCodeAt(at) !== 0x22) at += text.charCodeAt(at) === 0x5c ? 2 : 1;
+      at++;
+    } else if (code === 0x2d || (code >= 0x30 && code <= 0x39)) {
+      const start = at;
+      while (at < text.length && /[-+.eE0-9]/.test(text[at])) at++;
+      const token = text.slice(start, at);
+      if (!SMALL_INTEGER.test(token) && exactNumber(token) === undefined) return token;
+    } else at++;
+  }
+  return undefined;
+}

@@ -2,9 +2,9 @@ import { Logger } from '@nestjs/common';
 import type { AuditEvent } from '../event/audit-event.interface.js';
 import { PermanentAuditSinkError, type AuditSink } from '../sinks/audit.sink.js';
 import { toEventLine } from '../sinks/event-line.js';
-import { canonicalEventFrom, canonicalParts, hasUnstorable, linkHash, storable, type CanonicalParts } from './postgres.canonical.js';
-import { copyText } from './postgres.copy.js';
+import { appendEvents, type ChainHead } from './postgres.append.js';
 import {
+  checkpointKeyIssues,
   checkpointSignatureValid,
   readCheckpoints,
   signCheckpoint,
@@ -14,8 +14,14 @@ import {
   type AuditCheckpointOptions,
 } from './postgres.checkpoint.js';
 import { openConnection, type PostgresAuditConnection, type SqlClient, type SqlConnection } from './postgres.connection.js';
-import { migrate, tableNames, type TableNames } from './postgres.schema.js';
-import { COLUMNS, rowToEvent, toIso, verifyInParallel, verifyRange, type RangeResult, type Row } from './postgres.verify.js';
+import { AuditQueryError, AuditStoreConfigurationError } from './postgres.errors.js';
+import { STORE_MESSAGES } from './postgres.messages.js';
+import { pruneEvents } from './postgres.prune.js';
+import { encodeCursor, validPrune, validQuery, validRange, type ValidQuery } from './postgres.query.js';
+import { checkVersion, migrate, tableNames, type TableNames } from './postgres.schema.js';
+import { storedTimestamp } from './postgres.time.js';
+import { verifyTombstones } from './postgres.tombstones.js';
+import { COLUMNS, rowToEvent, verifyInParallel, verifyRange, type RangeResult, type Row } from './postgres.verify.js';
 
 /** Options of {@link PostgresAuditStore}. @publicApi */
 export interface PostgresAuditStoreOptions {
@@ -40,11 +46,11 @@ export interface AuditSearchQuery {
   outcome?: 'success' | 'failure';
   tenant_id?: string;
   request_id?: string;
-  /** Events at or after this time. */
+  /** Events at or after this time: a `Date`, an RFC 3339 date-time with `Z` or an offset, or an ISO 8601 date (UTC midnight). */
   from?: Date | string;
-  /** Events before this time. */
+  /** Events before this time (same forms as `from`). */
   to?: Date | string;
-  /** Page size. Default 50, at most 1000. */
+  /** Page size, a positive integer. Default 50; more than 1000 returns 1000. */
   limit?: number;
   /** From the previous page's `next_cursor`. */
   cursor?: string;
@@ -69,17 +75,22 @@ export interface AuditVerifyResult {
   problem?: string;
   /** Checkpoints checked and found to match. */
   checkpointsMatched: number;
+  /** Worker threads that walked the chain (on a server, for 40 000 rows or more); absent when walked in this thread. */
+  workers?: number;
 }
 
 /** Options of `verify()`. @publicApi */
 export interface AuditVerifyOptions {
+  /** The first sequence number to check (an integer ≥ 1). Default 1. */
   from?: number | bigint | string;
+  /** The last one (≥ `from`, at most the head). Default: the head that `<table>_head` records. */
   to?: number | bigint | string;
   /** Checkpoints (or the path of their JSON-lines file) and the key to check their signatures. */
   checkpoints?: { from: AuditCheckpoint[] | string; key: AuditCheckpointKey };
 }
 
-const MAX_LIMIT = 1000;
+/** A time window with at most this many events is read through the occurred_at index, then sorted. */
+const SMALL_WINDOW = 10_000;
 
 
 /**
@@ -104,10 +115,18 @@ export class PostgresAuditStore implements AuditSink {
   private lastCheckpointAt = Date.now();
   private checkpointTimer: NodeJS.Timeout | undefined;
   private uncheckpointed = false;
+  private closing: Promise<void> | undefined;
 
-  /** Opens lazily: the first call waits for the connection and the migrations. Prefer `PostgresAuditStore.create()`. */
+  /**
+   * Opens lazily: the first call waits for the connection and the migrations. Prefer `PostgresAuditStore.create()`.
+   * Throws {@link AuditStoreConfigurationError} at once for invalid options.
+   */
   constructor(private readonly options: PostgresAuditStoreOptions) {
     this.names = tableNames(options.schema ?? 'public', options.table ?? 'audit_events');
+    if (options.checkpoints) {
+      const issues = checkpointOptionIssues(options.checkpoints);
+      if (issues.length > 0) throw new AuditStoreConfigurationError(issues);
+    }
     this.ready = this.open();
     this.ready.catch(() => undefined); // reported by the call that awaits it
     if (options.checkpoints) {
@@ -130,7 +149,13 @@ export class PostgresAuditStore implements AuditSink {
 
   private async open(): Promise<SqlConnection> {
     const connection = await openConnection(this.options.connection);
-    if (this.options.migrate !== false) await migrate(connection, this.names);
+    try {
+      if (this.options.migrate !== false) await migrate(connection, this.names);
+      else await checkVersion(connection, this.names);
+    } catch (error) {
+      await connection.close().catch(() => undefined);
+      throw error;
+    }
     this.connection = connection;
     return connection;
   }
@@ -140,24 +165,33 @@ export class PostgresAuditStore implements AuditSink {
    * events and appends them — streamed with COPY on a `pg` server, one
    * multi-row INSERT elsewhere. Idempotent on the event id: a batch that
    * repeats stored events (a retry after a lost acknowledgement) is written
-   * again without them, so no row is ever duplicated.
+   * again without them, so no row is ever duplicated. A `timestamp` in
+   * another RFC 3339 form is stored as `…sssZ` (same instant); one that is
+   * not RFC 3339, or has non-zero digits below the millisecond, fails the
+   * batch with a `PermanentAuditSinkError` (dead-lettered, never retried).
    */
   async write(events: AuditEvent[]): Promise<void> {
     if (events.length === 0) return;
     const connection = await this.ready;
     const seen = new Set<string>();
-    const unique = events.filter((event) => (seen.has(event.id) ? false : (seen.add(event.id), true)));
-    if (unique.some((event) => typeof event.id !== 'string' || event.id.length === 0)) {
-      throw new PermanentAuditSinkError('PostgresAuditStore: every event needs a string id');
+    const unique: AuditEvent[] = [];
+    for (const event of events) {
+      if (typeof event?.id !== 'string' || event.id.length === 0) throw new PermanentAuditSinkError('PostgresAuditStore: every event needs a string id');
+      if (seen.has(event.id)) continue;
+      seen.add(event.id);
+      // The hash covers the timestamp as stored, and occurred_at reads back as …sssZ: anything else would not verify.
+      const timestamp = storedTimestamp(event.timestamp);
+      if (timestamp === undefined) throw new PermanentAuditSinkError(STORE_MESSAGES.badTimestamp(event.id, event.timestamp));
+      unique.push(timestamp === event.timestamp ? event : { ...event, timestamp });
     }
     // Optimistic: a fresh batch (the common case) skips the look-up of stored ids, and the unique index
     // catches a repeat; then the whole batch runs again without the events already stored.
-    let head: { seq: bigint; hash: Buffer } | undefined;
+    let head: ChainHead | undefined;
     try {
-      head = await this.append(connection, unique, false);
+      head = await connection.transaction((tx) => appendEvents(tx, this.names, unique, false));
     } catch (error) {
       if (!this.isDuplicateId(error)) throw error;
-      head = await this.append(connection, unique, true);
+      head = await connection.transaction((tx) => appendEvents(tx, this.names, unique, true));
     }
     if (head && this.options.checkpoints) {
       this.uncheckpointed = true;
@@ -165,61 +199,45 @@ export class PostgresAuditStore implements AuditSink {
     }
   }
 
-  private append(connection: SqlConnection, events: AuditEvent[], skipStored: boolean): Promise<{ seq: bigint; hash: Buffer } | undefined> {
-    return connection.transaction(async (tx) => {
-      const current = (await tx.query<{ seq: string; hash: Uint8Array }>(`SELECT seq, hash FROM ${this.names.head} FOR UPDATE`)).rows[0];
-      let fresh = events;
-      if (skipStored) {
-        const stored = new Set(
-          (await tx.query<{ id: string }>(`SELECT id FROM ${this.names.events} WHERE id = ANY($1::text[])`, [events.map((e) => e.id)])).rows.map((r) => r.id),
-        );
-        fresh = events.filter((event) => !stored.has(event.id));
-        if (fresh.length === 0) return undefined;
-      }
-      const chain = new ChainCursor(BigInt(current.seq), Buffer.from(current.hash));
-      if (tx.copy) {
-        await tx.copy(`COPY ${this.names.events} (${INSERT_COLUMNS}) FROM STDIN`, copyChunks(fresh, chain));
-      } else {
-        const columns: unknown[][] = Array.from({ length: 17 }, () => []);
-        for (const link of chain.links(fresh)) {
-          const values = rowValues(link);
-          for (let i = 0; i < values.length; i++) columns[i].push(values[i]);
-        }
-        // Column arrays unnested into one multi-row INSERT: one statement, one round trip per batch.
-        await tx.query(
-          `INSERT INTO ${this.names.events} (${INSERT_COLUMNS})
-           SELECT * FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-             $9::text[], $10::text[], $11::jsonb[], $12::jsonb[], $13::jsonb[], $14::jsonb[], $15::boolean[], $16::bytea[], $17::bytea[])`,
-          columns,
-        );
-      }
-      await tx.query(`UPDATE ${this.names.head} SET seq = $1, hash = $2`, [String(chain.seq), chain.hash]);
-      return { seq: chain.seq, hash: chain.hash };
-    });
-  }
-
   private isDuplicateId(error: unknown): boolean {
     const { code, constraint } = (error ?? {}) as { code?: string; constraint?: string };
     return code === '23505' && (constraint === undefined || constraint === `${this.names.table}_id`);
   }
 
-  /** Events matching `query`, newest stored first, a page at a time (keyset: no row skipped or repeated). */
+  /**
+   * Events matching `query`, newest stored first, a page at a time (keyset on
+   * the sequence number: no row skipped or repeated while events arrive).
+   * Invalid input rejects with {@link AuditQueryError}, naming each field.
+   */
   async search(query: AuditSearchQuery = {}): Promise<AuditSearchResult> {
+    const valid = validQuery(query, true, 'search');
     const connection = await this.ready;
-    const limit = Math.min(Math.max(1, Math.floor(query.limit ?? 50)), MAX_LIMIT);
-    const { where, params } = this.conditions(query);
-    if (query.cursor !== undefined) {
-      params.push(decodeCursor(query.cursor));
+    const { where, params } = this.conditions(valid);
+    if (valid.before !== undefined) {
+      params.push(valid.before);
       where.push(`seq < $${params.length}::bigint`);
     }
-    params.push(limit + 1);
-    const rows = (
-      await connection.query<Row>(`SELECT ${COLUMNS} FROM ${this.names.events} WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT $${params.length}`, params)
-    ).rows;
-    const page = rows.slice(0, limit);
+    params.push(valid.limit + 1);
+    const limit = `LIMIT $${params.length}`;
+    // A time window far from the head would make the planner walk the sequence index backwards from the newest
+    // row, filtering (it assumes matches are spread evenly): a small window is read through its index instead.
+    const small = (valid.from !== undefined || valid.to !== undefined) && (await this.windowSize(connection, valid)) <= SMALL_WINDOW;
+    const sql = small
+      ? `SELECT ${COLUMNS} FROM (SELECT * FROM ${this.names.events} WHERE ${where.join(' AND ')} OFFSET 0) AS in_window ORDER BY seq DESC ${limit}`
+      : `SELECT ${COLUMNS} FROM ${this.names.events} WHERE ${where.join(' AND ')} ORDER BY seq DESC ${limit}`;
+    const rows = (await connection.query<Row>(sql, params)).rows;
+    const page = rows.slice(0, valid.limit);
     const result: AuditSearchResult = { events: page.map(rowToEvent) };
-    if (rows.length > limit) result.next_cursor = encodeCursor(String(page[page.length - 1].seq));
+    if (rows.length > valid.limit) result.next_cursor = encodeCursor(String(page[page.length - 1].seq));
     return result;
+  }
+
+  /** How many rows the time window holds, counted up to one more than a small window. */
+  private async windowSize(connection: SqlClient, query: ValidQuery): Promise<number> {
+    const { where, params } = this.conditions({ filters: [], from: query.from, to: query.to, limit: 0 });
+    params.push(SMALL_WINDOW + 1);
+    const sql = `SELECT count(*)::int AS n FROM (SELECT 1 FROM ${this.names.events} WHERE ${where.join(' AND ')} LIMIT $${params.length}) AS in_window`;
+    return Number((await connection.query<{ n: number }>(sql, params)).rows[0].n);
   }
 
   /** The guide's `searchEvents({ resource_id })`. */
@@ -230,59 +248,99 @@ export class PostgresAuditStore implements AuditSink {
   /**
    * Every event matching `query` (without `limit` / `cursor`), oldest first,
    * as JSON lines or CSV, read a batch at a time: memory stays flat whatever
-   * the size of the result.
+   * the size of the result. It ends at the head as it was when the export
+   * started: events stored meanwhile are not in it. Invalid input throws
+   * {@link AuditQueryError} here, before the first chunk.
    */
-  async *export(query: Omit<AuditSearchQuery, 'limit' | 'cursor'> = {}, format: 'jsonl' | 'csv' = 'jsonl'): AsyncGenerator<string> {
+  export(query: Omit<AuditSearchQuery, 'limit' | 'cursor'> = {}, format: 'jsonl' | 'csv' = 'jsonl'): AsyncGenerator<string> {
+    const valid = validQuery(query, false, 'export');
+    if (format !== 'jsonl' && format !== 'csv') throw new AuditQueryError([`format: must be 'jsonl' or 'csv', got ${JSON.stringify(format)}`], 'export');
+    return this.exportRows(valid, format);
+  }
+
+  private async *exportRows(query: ValidQuery, format: 'jsonl' | 'csv'): AsyncGenerator<string> {
     const connection = await this.ready;
+    const end = (await connection.query<{ seq: string }>(`SELECT seq::text AS seq FROM ${this.names.head}`)).rows[0].seq;
     if (format === 'csv') yield `${CSV_HEADER.join(',')}\r\n`;
-    let after = 0n;
+    let after = '0';
     for (;;) {
       const { where, params } = this.conditions(query);
-      params.push(String(after));
-      where.push(`seq > $${params.length}::bigint`);
+      params.push(after, end);
+      where.push(`seq > $${params.length - 1}::bigint AND seq <= $${params.length}::bigint`);
       const rows = (await connection.query<Row>(`SELECT ${COLUMNS} FROM ${this.names.events} WHERE ${where.join(' AND ')} ORDER BY seq ASC LIMIT 1000`, params)).rows;
       if (rows.length === 0) return;
       let chunk = '';
       for (const row of rows) chunk += format === 'csv' ? csvLine(rowToEvent(row)) : toEventLine(rowToEvent(row));
       yield chunk;
-      after = BigInt(rows[rows.length - 1].seq);
+      after = String(rows[rows.length - 1].seq);
     }
   }
 
   /**
-   * Checks the chain: every row present and in place (sequence numbers without
-   * gaps, each `prev_hash` equal to the hash before), every row's content
-   * matching its hash, the typed columns matching the stored event; with
-   * checkpoints, that the chain still holds each signed head (a truncated tail
-   * or a rewritten chain). It cannot see rows appended after the last
-   * checkpoint by someone who recomputes their hashes, nor prove who wrote an
-   * event.
+   * Checks the chain from `from` (default 1) to `to` (default: the head that
+   * `<table>_head` records): every row present and in place (sequence numbers
+   * without gaps, each `prev_hash` equal to the hash before), every row's
+   * content matching its hash — exactly: numbers to the digit, times to the
+   * microsecond — the typed columns matching the stored event, every
+   * tombstone listed by the later `audit.prune` record it names, no row after
+   * the recorded head; with checkpoints, that the chain still holds each
+   * signed head (a truncated tail or a rewritten chain). What it cannot see is
+   * in the README ("What it cannot detect"). Invalid options reject with
+   * {@link AuditQueryError}.
    */
   async verify(options: AuditVerifyOptions = {}): Promise<AuditVerifyResult> {
+    const range = validRange(options);
+    const key = options.checkpoints?.key;
+    if (options.checkpoints) {
+      const issues = key ? checkpointKeyIssues(key, 'checkpoints.key') : ['checkpoints.key: is required to check the signatures'];
+      if (issues.length > 0) throw new AuditQueryError(issues, 'verify');
+    }
     const connection = await this.ready;
-    const from = BigInt(options.from ?? 1);
+    const from = range.from;
     const result: AuditVerifyResult = { ok: true, checked: 0, checkpointsMatched: 0 };
 
     const checkpoints: AuditCheckpoint[] = [];
     for (const checkpoint of options.checkpoints ? await loadCheckpoints(options.checkpoints.from) : []) {
       if ('invalid' in checkpoint) return fail(result, from, `a checkpoint line does not parse: ${checkpoint.invalid}`);
       if (checkpoint.table !== this.names.label) continue;
-      if (!checkpointSignatureValid(checkpoint, options.checkpoints!.key)) {
+      if (!checkpointSignatureValid(checkpoint, key!)) {
         return fail(result, BigInt(checkpoint.seq), `the checkpoint at seq ${checkpoint.seq} has an invalid signature (forged, or another key)`);
       }
       checkpoints.push(checkpoint);
     }
 
+    // The head and the last row, read in one statement (one snapshot): a concurrent write moves both or neither.
+    const ends = (
+      await connection.query<{ head: string; max: string | null }>(`SELECT h.seq::text AS head, (SELECT max(seq) FROM ${this.names.events})::text AS max FROM ${this.names.head} h`)
+    ).rows[0];
+    const head = BigInt(ends.head);
+    if (range.to !== undefined && range.to > head) throw new AuditQueryError([`to: ${range.to} is after the chain's head (${head})`], 'verify');
+    const to = range.to ?? head;
+    if (from > to && from > 1n) throw new AuditQueryError([`from: ${from} is after the chain's head (${head})`], 'verify');
+
     // A long chain on a server is verified range by range in worker threads; otherwise here.
-    const max = BigInt((await connection.query<{ max: string | null }>(`SELECT max(seq)::text AS max FROM ${this.names.events}`)).rows[0].max ?? '0');
-    const to = options.to === undefined ? max : BigInt(options.to);
     const connectionString = 'connectionString' in this.options.connection ? this.options.connection.connectionString : undefined;
-    let walk: RangeResult | undefined = connectionString ? await verifyInParallel(connectionString, this.names, from, to) : undefined;
-    walk ??= await verifyRange(connection, this.names, from, to, options.to !== undefined);
+    let walk: RangeResult | undefined = connectionString && from <= to ? await verifyInParallel(connectionString, this.names, from, to) : undefined;
+    walk ??= await verifyRange(connection, this.names, from, to, true);
     Object.assign(result, walk);
+    if (walk.ok && range.to === undefined && ends.max !== null && BigInt(ends.max) > head) {
+      Object.assign(result, {
+        ok: false,
+        firstBadSeq: String(head + 1n),
+        problem: `row ${head + 1n} is after the head that ${this.names.label}_head records (${head}): appended without the store, or the head was moved back`,
+      });
+    }
+
+    // Every tombstone must be one that prune() made (in range, whatever the walk found: the lower problem wins).
+    const tombstone = from <= to ? await verifyTombstones(connection, this.names, from, to) : undefined;
+    if (tombstone && (result.ok || tombstone.seq < BigInt(result.firstBadSeq!))) {
+      Object.assign(result, { ok: false, firstBadSeq: String(tombstone.seq), problem: tombstone.problem, checked: Math.max(0, Number(tombstone.seq - from)) });
+      if (tombstone.seq > from) result.lastSeq = String(tombstone.seq - 1n);
+      else delete result.lastSeq;
+    }
 
     // Then the signed heads: each must still be in the chain, with the same hash.
-    const wanted = checkpoints.filter((c) => BigInt(c.seq) >= from && BigInt(c.seq) <= (options.to === undefined ? BigInt(c.seq) : to));
+    const wanted = checkpoints.filter((c) => BigInt(c.seq) >= from && (range.to === undefined || BigInt(c.seq) <= to));
     if (wanted.length > 0) {
       const found = new Map(
         (await connection.query<{ seq: string; hash: Uint8Array }>(`SELECT seq::text AS seq, hash FROM ${this.names.events} WHERE seq = ANY($1::bigint[])`, [wanted.map((c) => c.seq)])).rows.map(
@@ -308,29 +366,21 @@ export class PostgresAuditStore implements AuditSink {
 
   /**
    * Retention: removes the content of events stored before `before` (only of
-   * these `actions`, when given). Each becomes a tombstone that keeps its place
-   * in the chain (seq, id, prev_hash, hash), so the rest still verifies.
-   * Resolves to how many events were pruned.
+   * these `actions`, when given). For each run of up to 10 000 of them it
+   * first appends a chained `audit.prune` record (`before`, `actions`,
+   * `count`, and the sequence numbers in `seqs`), then turns each into a
+   * tombstone that keeps its place in the chain (seq, id, prev_hash, hash)
+   * and names the record (`pruned_by`): the rest still verifies, and
+   * verify() tells these tombstones from rows emptied by other means.
+   * `audit.prune` records are never pruned. Resolves to how many events were pruned.
    */
   async prune(options: { before: Date | string; actions?: string[] }): Promise<number> {
+    const { before, actions } = validPrune(options);
     const connection = await this.ready;
-    return connection.transaction(async (tx) => {
-      await tx.query(`SELECT set_config('nestjs_audit.pruning', 'on', true)`);
-      const params: unknown[] = [toIso(options.before)];
-      let actions = '';
-      if (options.actions) {
-        params.push(options.actions);
-        actions = ' AND action = ANY($2::text[])';
-      }
-      const updated = await tx.query<{ seq: string }>(
-        `UPDATE ${this.names.events} SET pruned_at = now(), occurred_at = NULL, action = NULL, outcome = NULL, actor_id = NULL,
-           resource_type = NULL, resource_id = NULL, tenant_id = NULL, request_id = NULL, actor = NULL, metadata = NULL,
-           context = NULL, error = NULL, metadata_truncated = NULL
-         WHERE pruned_at IS NULL AND occurred_at < $1::timestamptz${actions} RETURNING seq`,
-        params,
-      );
-      return updated.rows.length;
-    });
+    const { count, head } = await connection.transaction((tx) => pruneEvents(tx, this.names, before, actions));
+    // The records are part of the chain like any event: sign the head that includes them.
+    if (head && this.options.checkpoints) await this.writeCheckpointAt(head.seq, head.hash);
+    return count;
   }
 
   /** Writes a signed checkpoint of the current head now (with the `checkpoints` option). */
@@ -353,7 +403,13 @@ export class PostgresAuditStore implements AuditSink {
     return this.ready;
   }
 
-  async close(): Promise<void> {
+  /** Ends what the store opened (once: a second call, e.g. yours after `app.close()`, waits for the first). */
+  close(): Promise<void> {
+    this.closing ??= this.shutDown();
+    return this.closing;
+  }
+
+  private async shutDown(): Promise<void> {
     if (this.checkpointTimer) clearInterval(this.checkpointTimer);
     const connection = await this.ready.catch(() => undefined);
     if (!connection) return;
@@ -376,29 +432,19 @@ export class PostgresAuditStore implements AuditSink {
     return checkpoint;
   }
 
-
-
-  private conditions(query: AuditSearchQuery): { where: string[]; params: unknown[] } {
+  private conditions(query: ValidQuery): { where: string[]; params: unknown[] } {
     const where = ['pruned_at IS NULL'];
     const params: unknown[] = [];
-    const equal = (column: string, value: string | undefined) => {
-      if (value === undefined) return;
+    for (const [column, value] of query.filters) {
       params.push(value);
       where.push(`${column} = $${params.length}`);
-    };
-    equal('action', query.action);
-    equal('actor_id', query.actor_id);
-    equal('resource_type', query.resource_type);
-    equal('resource_id', query.resource_id);
-    equal('outcome', query.outcome);
-    equal('tenant_id', query.tenant_id);
-    equal('request_id', query.request_id);
+    }
     if (query.from !== undefined) {
-      params.push(toIso(query.from));
+      params.push(query.from);
       where.push(`occurred_at >= $${params.length}::timestamptz`);
     }
     if (query.to !== undefined) {
-      params.push(toIso(query.to));
+      params.push(query.to);
       where.push(`occurred_at < $${params.length}::timestamptz`);
     }
     return { where, params };
@@ -409,18 +455,12 @@ function fail(result: AuditVerifyResult, seq: bigint, problem: string): AuditVer
   return { ...result, ok: false, firstBadSeq: String(seq), problem };
 }
 
-
-
-
-
-function encodeCursor(seq: string): string {
-  return Buffer.from(`s:${seq}`).toString('base64url');
-}
-
-function decodeCursor(cursor: string): string {
-  const text = Buffer.from(cursor, 'base64url').toString('utf8');
-  if (!/^s:\d{1,19}$/.test(text)) throw new TypeError(`Invalid search cursor ${JSON.stringify(cursor)}: pass the next_cursor of a previous page`);
-  return text.slice(2);
+function checkpointOptionIssues(options: AuditCheckpointOptions): string[] {
+  const issues = checkpointKeyIssues(options.key as AuditCheckpointKey, 'checkpoints.key');
+  if (typeof options.keyId !== 'string' || options.keyId.length === 0) issues.push('checkpoints.keyId: must be a non-empty string that names the key');
+  if (options.every !== undefined && (!Number.isInteger(options.every) || options.every < 1)) issues.push(`checkpoints.every: must be a positive integer, got ${options.every}`);
+  if (options.interval !== undefined && (!Number.isInteger(options.interval) || options.interval < 1)) issues.push(`checkpoints.interval: must be a positive integer of ms, got ${options.interval}`);
+  return issues;
 }
 
 async function loadCheckpoints(from: AuditCheckpoint[] | string): Promise<(AuditCheckpoint | { invalid: string })[]> {
@@ -460,86 +500,4 @@ function csvCell(value: unknown): string {
   let text = String(value);
   if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`;
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
-}
-
-const INSERT_COLUMNS =
-  'seq, id, occurred_at, action, outcome, actor_id, resource_type, resource_id, tenant_id, request_id, actor, metadata, context, error, metadata_truncated, prev_hash, hash';
-
-/** One event in its place in the chain. */
-interface ChainLink {
-  seq: bigint;
-  event: AuditEvent;
-  parts: CanonicalParts;
-  prev: Buffer;
-  hash: Buffer;
-}
-
-/** Walks events onto the chain from a head: each one's canonical form, sequence number and hash. */
-class ChainCursor {
-  constructor(
-    public seq: bigint,
-    public hash: Buffer,
-  ) {}
-
-  *links(events: AuditEvent[]): Generator<ChainLink> {
-    for (const raw of events) {
-      // The canonical form is both what is hashed and what is stored; PostgreSQL cannot hold U+0000 or a lone
-      // surrogate, so an event with one is stored (and hashed) with U+FFFD in its place.
-      let event = raw;
-      let parts = canonicalParts(event);
-      let canonical = canonicalEventFrom(event, parts);
-      if (hasUnstorable(canonical)) {
-        event = storable(raw);
-        parts = canonicalParts(event);
-        canonical = canonicalEventFrom(event, parts);
-      }
-      const prev = this.hash;
-      this.seq++;
-      this.hash = linkHash(prev, this.seq, canonical);
-      yield { seq: this.seq, event, parts, prev, hash: this.hash };
-    }
-  }
-}
-
-function rowValues({ seq, event, parts, prev, hash }: ChainLink): unknown[] {
-  return [
-    String(seq),
-    event.id,
-    event.timestamp,
-    event.action,
-    event.outcome,
-    event.actor.id,
-    event.resource.type,
-    event.resource.id,
-    event.context?.tenant_id ?? null,
-    event.context?.request_id ?? null,
-    parts.actor,
-    parts.metadata,
-    parts.context ?? null,
-    parts.error ?? null,
-    event.metadata_truncated ? true : null,
-    prev,
-    hash,
-  ];
-}
-
-const COPY_CHUNK = 200;
-
-/** The rows in COPY's text format, a few hundred at a time, built while the server stores the chunk before. */
-function* copyChunks(events: AuditEvent[], chain: ChainCursor): Generator<string> {
-  let chunk = '';
-  let rows = 0;
-  for (const { seq, event, parts, prev, hash } of chain.links(events)) {
-    chunk += `${seq}\t${copyText(event.id)}\t${copyText(event.timestamp)}\t${copyText(event.action)}\t${copyText(event.outcome)}\t${copyText(event.actor.id)}\t${copyText(event.resource.type)}\t${copyText(event.resource.id)}\t${copyNullable(event.context?.tenant_id)}\t${copyNullable(event.context?.request_id)}\t${copyText(parts.actor)}\t${copyText(parts.metadata)}\t${copyNullable(parts.context)}\t${copyNullable(parts.error)}\t${event.metadata_truncated ? 't' : '\\N'}\t\\\\x${prev.toString('hex')}\t\\\\x${hash.toString('hex')}\n`;
-    if (++rows === COPY_CHUNK) {
-      yield chunk;
-      chunk = '';
-      rows = 0;
-    }
-  }
-  if (chunk) yield chunk;
-}
-
-function copyNullable(value: string | undefined): string {
-  return value === undefined || value === null ? '\\N' : copyText(value);
 }

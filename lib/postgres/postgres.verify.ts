@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { AuditEvent } from '../event/audit-event.interface.js';
 import { canonicalEventFrom, chainHash, GENESIS_HASH, linkHash, type CanonicalParts } from './postgres.canonical.js';
-import { canonicalFromJsonbText } from './postgres.jsonb-text.js';
+import { canonicalFromJsonbText, inexactNumber } from './postgres.jsonb-text.js';
 import type { SqlClient } from './postgres.connection.js';
 import type { TableNames } from './postgres.schema.js';
 
@@ -37,6 +37,7 @@ export interface Row {
   prev_hash: Uint8Array;
   hash: Uint8Array;
   pruned_at: Date | string | null;
+  pruned_by?: string | null;
 }
 
 // occurred_at as epoch milliseconds, turned into the event's RFC 3339 text here (cheaper than to_char on the server).
@@ -46,12 +47,13 @@ const CONTENT =
 export const COLUMNS = `seq, id, ${CONTENT}, prev_hash`;
 /**
  * While walking, the server compares each prev_hash with the hash of the row before (lag), instead of
- * sending it: `linked` is false where the stored link is broken.
+ * sending it: `linked` is false where the stored link is broken. occurred_at comes as epoch microseconds,
+ * all of them: a stored event's time is whole milliseconds, so any other digit is a change.
  */
 const WALK_COLUMNS =
-  'seq, id, (extract(epoch FROM occurred_at) * 1000)::bigint::text AS occurred_at, action, outcome, actor_id, resource_type, resource_id, ' +
+  'seq, id, (extract(epoch FROM occurred_at) * 1000000)::bigint::text AS occurred_at, action, outcome, actor_id, resource_type, resource_id, ' +
   'tenant_id, request_id, actor::text AS actor, metadata::text AS metadata, context::text AS context, error::text AS error, ' +
-  'metadata_truncated, hash, pruned_at, prev_hash = COALESCE(lag(hash) OVER (ORDER BY seq), $3::bytea) AS linked, ' +
+  'metadata_truncated, hash, pruned_at, pruned_by::text AS pruned_by, prev_hash = COALESCE(lag(hash) OVER (ORDER BY seq), $3::bytea) AS linked, ' +
   // The typed columns that repeat a value of the JSON, compared by the server.
   "(actor_id IS NOT DISTINCT FROM actor->>'id' AND tenant_id IS NOT DISTINCT FROM context->>'tenant_id' " +
   "AND request_id IS NOT DISTINCT FROM context->>'request_id') AS columns_match";
@@ -96,7 +98,7 @@ export async function verifyRange(client: SqlClient, names: TableNames, from: bi
       const seq = BigInt(row.seq);
       if (seq !== expected) return fail(at(result, expected), expected, missing(expected, seq - 1n));
       const rowHash = Buffer.isBuffer(row.hash) ? row.hash : Buffer.from(row.hash); // pg gives a Buffer, PGlite a Uint8Array
-      const problem = row.pruned_at !== null ? tombstoneProblem(row) : contentIntact(row, prev!, seq, rowHash) ? undefined : contentProblem(parsed(row), prev!, seq, rowHash);
+      const problem = row.pruned_at !== null ? tombstoneProblem(row, seq) : contentIntact(row, prev!, seq, rowHash) ? undefined : contentProblem(row, prev!, seq, rowHash);
       if (!row.linked || problem) {
         // Read the stored link to say which of the two is broken.
         const stored = await prevHashAt(client, names, seq);
@@ -121,7 +123,7 @@ export async function verifyRange(client: SqlClient, names: TableNames, from: bi
  * and the worker can be started; `undefined` otherwise (the caller goes on in
  * this thread).
  */
-export async function verifyInParallel(connectionString: string, names: TableNames, from: bigint, to: bigint): Promise<RangeResult | undefined> {
+export async function verifyInParallel(connectionString: string, names: TableNames, from: bigint, to: bigint): Promise<(RangeResult & { workers: number }) | undefined> {
   const workers = Math.min(availableParallelism(), 4);
   const length = to - from + 1n;
   const script = workerScript();
@@ -137,7 +139,7 @@ export async function verifyInParallel(connectionString: string, names: TableNam
   } catch {
     return undefined; // no worker here (a bundler, a test runner without the TS loader): verify in this thread
   }
-  const combined: RangeResult = { ok: true, checked: 0 };
+  const combined: RangeResult & { workers: number } = { ok: true, checked: 0, workers };
   for (const range of results) {
     combined.checked += range.checked;
     if (range.lastSeq) combined.lastSeq = range.lastSeq;
@@ -197,7 +199,7 @@ function missing(from: bigint, to: bigint): string {
 export function rowToEvent(row: Row): AuditEvent {
   const event: AuditEvent = {
     id: row.id,
-    timestamp: toIso(row.occurred_at!),
+    timestamp: isoFromEpochMs(row.occurred_at!),
     action: row.action!,
     outcome: row.outcome!,
     actor: row.actor!,
@@ -217,6 +219,8 @@ export function rowToEvent(row: Row): AuditEvent {
  */
 function contentIntact(row: WalkRow, prev: Buffer, seq: bigint, hash: Buffer): boolean {
   if (row.columns_match !== true || row.occurred_at === null || row.actor === null || row.metadata === null) return false;
+  const ms = wholeMilliseconds(String(row.occurred_at));
+  if (ms === undefined) return false;
   let parts: CanonicalParts;
   try {
     parts = {
@@ -230,7 +234,7 @@ function contentIntact(row: WalkRow, prev: Buffer, seq: bigint, hash: Buffer): b
   }
   const event = {
     id: row.id,
-    timestamp: new Date(Number(row.occurred_at)).toISOString(), // epoch ms, as the walk selects it
+    timestamp: new Date(Number(ms)).toISOString(),
     action: row.action,
     outcome: row.outcome,
     resource: { type: row.resource_type, id: row.resource_id },
@@ -239,13 +243,17 @@ function contentIntact(row: WalkRow, prev: Buffer, seq: bigint, hash: Buffer): b
   return linkHash(prev, seq, canonicalEventFrom(event, parts)).equals(hash);
 }
 
-function parsed(row: WalkRow): Row {
+/** The slow path, for a row the fast one did not pass: parses it and names what is wrong, if anything. */
+function contentProblem(walked: WalkRow, prev: Buffer, seq: bigint, hash: Buffer): string | undefined {
+  if (walked.occurred_at === null || walked.actor === null || walked.metadata === null) return `row ${seq} lost its content without being pruned`;
+  const ms = wholeMilliseconds(String(walked.occurred_at));
+  if (ms === undefined) return `row ${seq}'s occurred_at has digits below the millisecond, which no stored event has (modified)`;
+  for (const column of ['actor', 'metadata', 'context', 'error'] as const) {
+    const number = walked[column] === null ? undefined : inexactNumber(walked[column]!);
+    if (number !== undefined) return `row ${seq}'s ${column} holds the number ${number}, which is not the one hashed (modified)`;
+  }
   const json = (text: string | null) => (text === null ? null : JSON.parse(text));
-  return { ...row, actor: json(row.actor), metadata: json(row.metadata), context: json(row.context), error: json(row.error) };
-}
-
-function contentProblem(row: Row, prev: Buffer, seq: bigint, hash: Buffer): string | undefined {
-  if (row.occurred_at === null || row.actor === null || row.metadata === null) return `row ${seq} lost its content without being pruned`;
+  const row: Row = { ...walked, occurred_at: ms, actor: json(walked.actor), metadata: json(walked.metadata), context: json(walked.context), error: json(walked.error) };
   const event = rowToEvent(row);
   if (!chainHash(prev, seq, event).equals(hash)) return `row ${seq}'s content does not match its hash (modified)`;
   if (row.actor_id !== event.actor.id) return `row ${seq}'s actor_id column does not match its stored actor (modified)`;
@@ -254,15 +262,22 @@ function contentProblem(row: Row, prev: Buffer, seq: bigint, hash: Buffer): stri
   return undefined;
 }
 
-function tombstoneProblem(row: Row | WalkRow): string | undefined {
+/** A tombstone keeps only its place in the chain, and names the later prune record that lists it. */
+function tombstoneProblem(row: WalkRow, seq: bigint): string | undefined {
   const content = [row.occurred_at, row.action, row.outcome, row.actor_id, row.resource_type, row.resource_id, row.tenant_id, row.request_id, row.actor, row.metadata, row.context, row.error, row.metadata_truncated];
-  return content.some((value) => value !== null) ? `row ${row.seq} is marked pruned but still has content (modified)` : undefined;
+  if (content.some((value) => value !== null)) return `row ${seq} is marked pruned but still has content (modified)`;
+  if (row.pruned_by === null || row.pruned_by === undefined) return `row ${seq} is an emptied row that no prune record covers (emptied outside prune())`;
+  if (BigInt(row.pruned_by) <= seq) return `row ${seq} is a tombstone that names row ${row.pruned_by}, not a later prune record (modified)`;
+  return undefined;
 }
 
-export function toIso(value: Date | string | number): string {
-  if (typeof value === 'string') {
-    if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/.test(value)) return value;
-    if (/^-?\d+$/.test(value)) return new Date(Number(value)).toISOString(); // epoch milliseconds
-  }
-  return (value instanceof Date ? value : new Date(value)).toISOString();
+/** Epoch microseconds (text) as epoch milliseconds, when they are whole; text, since a double cannot hold every microsecond. */
+function wholeMilliseconds(micros: string): string | undefined {
+  if (micros === '0') return micros;
+  return micros.endsWith('000') ? micros.slice(0, -3) : undefined;
+}
+
+/** An epoch-milliseconds string (as the store selects occurred_at) as the event's RFC 3339 text. */
+export function isoFromEpochMs(value: Date | string): string {
+  return (value instanceof Date ? value : new Date(Number(value))).toISOString();
 }

@@ -1,7 +1,8 @@
 // Loads the built package by its own name as CommonJS (a NestJS 11-style app), boots a tiny
 // Express app with the default batching transport and a file sink, makes one request and checks
-// the one audit event written on app.close(). Catches a broken exports map,
-// a missing file in dist/cjs, or a require() that cannot load.
+// the one audit event written on app.close(). Then nestjs-audit/postgres: a PGlite trail on disk,
+// written, searched and verified, and the package's bin verifying it as a user's npx would run it.
+// Catches a broken exports map, a missing file in dist/cjs, or a require() that cannot load.
 'use strict';
 require('reflect-metadata');
 const assert = require('node:assert/strict');
@@ -11,7 +12,9 @@ const { ExpressAdapter } = require('@nestjs/platform-express');
 const { mkdtempSync, readFileSync, rmSync } = require('node:fs');
 const { tmpdir } = require('node:os');
 const { join } = require('node:path');
+const { execFileSync } = require('node:child_process');
 const { Audit, AuditModule, FileAuditSink } = require('nestjs-audit');
+const { PostgresAuditStore, AuditQueryError } = require('nestjs-audit/postgres');
 
 class DocsController {
   share(id) {
@@ -43,8 +46,28 @@ Module({ imports: [AuditModule.forRoot({ sink: new FileAuditSink({ path }) })], 
   assert.equal(event.action, 'document.share');
   assert.equal(event.resource.id, 'd-1');
   assert.equal(event.outcome, 'success');
+
+  // The store by its entry point, on an embedded trail, then the bin on the folder it left.
+  const dataDir = join(dir, 'pglite');
+  const store = await PostgresAuditStore.create({ connection: { pglite: { dataDir } } });
+  await store.write([event, { ...event, id: `${event.id}-2`, action: 'document.read' }]);
+  assert.deepEqual((await store.search({ action: 'document.read' })).events.map((e) => e.id), [`${event.id}-2`]);
+  await assert.rejects(store.search({ limit: 'ten' }), AuditQueryError);
+  assert.equal((await store.verify()).ok, true);
+  await store.close();
+  const pkg = require('nestjs-audit/package.json');
+  const bin = join(require.resolve('nestjs-audit/package.json'), '..', pkg.bin['nestjs-audit']);
+  const out = execFileSync(process.execPath, [bin, 'verify', '--pglite-dir', dataDir], { encoding: 'utf8' });
+  assert.match(out, /^OK public\.audit_events: 2 events verified \(up to seq 2\)/);
+  let usage;
+  try {
+    execFileSync(process.execPath, [bin, 'verify', '--pglite-dir', join(dir, 'missing')], { encoding: 'utf8', stdio: 'pipe' });
+  } catch (error) {
+    usage = error;
+  }
+  assert.equal(usage && usage.status, 2);
   rmSync(dir, { recursive: true, force: true });
-  console.log('dist smoke (CommonJS): ok', event.id);
+  console.log('dist smoke (CommonJS): ok', event.id, '| postgres store and bin:', out.trim().split(',')[0]);
 })().catch((error) => {
   console.error(error);
   process.exit(1);

@@ -9,6 +9,12 @@ import { runTour, type TourStep } from '../../sample/src/tour.js';
 import { trailTable } from '../../sample/src/trail-table.js';
 import { AuditService } from 'nestjs-audit';
 import { ADAPTERS, startApp, type RunningApp } from '../fixtures/http.fixture.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import { backends, DATABASE_URL, openBackend, type Backend } from '../fixtures/postgres.fixture.js';
+
+const names = await backends();
 
 describe.each(ADAPTERS)('the sample app and the demo tour over %s', (adapter) => {
   let running: RunningApp;
@@ -87,10 +93,16 @@ describe.each(ADAPTERS)('the sample app and the demo tour over %s', (adapter) =>
   });
 });
 
-describe('the sample with its real store (PGlite)', () => {
+describe.each(names)('the sample with its real store (%s)', (name) => {
+  let backend: Backend;
+  beforeAll(async () => {
+    backend = await openBackend(name);
+  });
+  afterAll(() => backend?.close());
+
   it('keeps the tour\'s trail in the store, the JSON-lines file and the console: searchable, and a chain that verifies', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'nestjs-audit-sample-store-'));
-    const store = await PostgresAuditStore.create({ connection: { pglite: { dataDir: join(dir, 'pglite') } } });
+    const store = await backend.store();
     const consoleOut = new PassThrough();
     let printed = '';
     consoleOut.on('data', (chunk: Buffer) => (printed += chunk.toString('utf8')));
@@ -120,4 +132,25 @@ describe('the sample with its real store (PGlite)', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+});
+
+// `npm run demo` with AUDIT_DATABASE_URL: the tour against the server, in a schema of its own that the demo drops.
+(names.includes('server') ? describe : describe.skip)('npm run demo against a PostgreSQL server', () => {
+  it('prints the trail of its own run, a chain that verifies, and leaves no schema behind', async () => {
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ['--disable-warning=ExperimentalWarning', '--import', './scripts/register-ts.mjs', 'sample/demo.ts'],
+      { env: { ...process.env, AUDIT_DATABASE_URL: DATABASE_URL }, timeout: 60_000 },
+    );
+    expect(stdout).toMatch(/The audit trail it left \(16 events, read back with search\(\) from PostgreSQL at .*, schema (nestjs_audit_demo_[0-9a-f]+)\)/);
+    expect(stdout).toMatch(/verify\(\): the hash chain of 16 events is intact\./);
+    const schema = /schema (nestjs_audit_demo_[0-9a-f]+)/.exec(stdout)![1];
+    const client = new pg.Client({ connectionString: DATABASE_URL });
+    await client.connect();
+    try {
+      expect((await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema])).rows).toHaveLength(0);
+    } finally {
+      await client.end();
+    }
+  }, 90_000);
 });

@@ -4,11 +4,13 @@ import { Test } from '@nestjs/testing';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import type { INestApplication } from '@nestjs/common';
-import { PGlite } from '@electric-sql/pglite';
 import { AuditConfigurationError, AuditModule, AuditService } from 'nestjs-audit';
 import { AuditTrailHttpModule, PostgresAuditStore } from 'nestjs-audit/postgres';
 import { ADAPTERS } from '../fixtures/http.fixture.js';
-import { makeEvent } from '../fixtures/postgres.fixture.js';
+import { backends, makeEvent, openBackend, type Backend } from '../fixtures/postgres.fixture.js';
+
+const names = await backends();
+const CASES = names.flatMap((backend) => ADAPTERS.map((adapter) => [backend, adapter] as const));
 
 const AUDITORS: Record<string, { id: string; tenant: string }> = {
   'auditor-acme': { id: 'u-auditor', tenant: 'tenant-0' },
@@ -36,16 +38,16 @@ describe('AuditTrailHttpModule', () => {
   });
 });
 
-describe.each(ADAPTERS)('the audit trail over HTTP (%s)', (adapter) => {
-  let db: PGlite;
+describe.each(CASES)('the audit trail over HTTP (%s, %s)', (backendName, adapter) => {
+  let backend: Backend;
   let store: PostgresAuditStore;
   let app: INestApplication;
   let url: string;
   const get = (path: string, token?: string) => fetch(`${url}${path}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
 
   beforeAll(async () => {
-    db = new PGlite();
-    store = await PostgresAuditStore.create({ connection: { pglite: db }, schema: 'http_trail' });
+    backend = await openBackend(backendName);
+    store = await backend.store();
     await store.write(Array.from({ length: 90 }, (_, n) => makeEvent(n)));
 
     @Module({
@@ -64,7 +66,7 @@ describe.each(ADAPTERS)('the audit trail over HTTP (%s)', (adapter) => {
   afterAll(async () => {
     await app?.close();
     await store?.close();
-    await db?.close();
+    await backend?.close();
   });
 
   it('serves a search to an auditor, limited to their tenant, newest first', async () => {
@@ -87,6 +89,28 @@ describe.each(ADAPTERS)('the audit trail over HTTP (%s)', (adapter) => {
     expect(message).toMatch(/limit: must be a positive integer/);
     expect(message).toMatch(/colour: is not a filter/);
     expect(message).toMatch(/outcome: must be 'success' or 'failure'/);
+    // What the database would have refused with a 500 is a 400 naming the parameter, on both routes.
+    const overflow = Buffer.from('s:9999999999999999999').toString('base64url');
+    for (const [query, problem] of [
+      ['cursor=AAAA', /cursor: must be the next_cursor/],
+      [`cursor=${overflow}`, /cursor: must be the next_cursor/],
+      ['action=a%00b', /action: holds U\+0000/],
+      ['from=99999', /from: must be a valid Date/],
+      ['limit=1e3', /limit: must be a positive integer/],
+      ['limit=0', /limit: must be a positive integer/],
+    ] as const) {
+      const response = await get(`/audit/events?${query}`, 'auditor-acme');
+      expect({ query, status: response.status }).toEqual({ query, status: 400 });
+      expect(JSON.stringify(await response.json())).toMatch(problem);
+    }
+    const exported = await get('/audit/events/export?action=a%00b', 'auditor-acme');
+    expect(exported.status).toBe(400);
+    expect(JSON.stringify(await exported.json())).toMatch(/action: holds U\+0000/);
+    // A year is a year (UTC), not epoch milliseconds: the events are in January 2026.
+    const before2027 = (await (await get('/audit/events?to=2027&limit=1000', 'auditor-acme')).json()) as { events: unknown[] };
+    expect(before2027.events.length).toBeGreaterThanOrEqual(45);
+    const after2026 = (await (await get('/audit/events/export?from=2026&resource_type=user', 'auditor-acme')).text()).trim().split('\n');
+    expect(after2026).toHaveLength(45);
   });
 
   it('streams an export as JSON lines or CSV', async () => {
@@ -110,8 +134,8 @@ describe.each(ADAPTERS)('the audit trail over HTTP (%s)', (adapter) => {
     expect(searches.some((e) => e.outcome === 'failure' && e.actor.id === 'anonymous' && e.error?.status_code === 401)).toBe(true);
     expect(searches.some((e) => e.outcome === 'failure' && e.actor.id === 'u-other' && e.error?.status_code === 403)).toBe(true);
     const exports = (await store.search({ action: 'audit.export', limit: 100 })).events;
-    expect(exports.filter((e) => e.outcome === 'success').map((e) => e.actor.id).sort()).toEqual(['u-auditor', 'u-other']);
-    expect(exports[0].resource).toEqual({ type: 'audit_trail', id: 'http_trail.audit_events' });
+    expect(exports.filter((e) => e.outcome === 'success').map((e) => e.actor.id).sort()).toEqual(['u-auditor', 'u-auditor', 'u-other']);
+    expect(exports[0].resource).toEqual({ type: 'audit_trail', id: store.table });
     expect((await store.verify()).ok).toBe(true);
   });
 });

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { BatchingAuditTransport, type AuditEvent, type AuditSink } from 'nestjs-audit';
-import { PostgresAuditStore } from 'nestjs-audit/postgres';
+import { AuditQueryError, AuditStoreConfigurationError, PostgresAuditStore, type AuditCheckpoint } from 'nestjs-audit/postgres';
+import { PermanentAuditSinkError } from 'nestjs-audit';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +12,9 @@ import { canonicalJson, storable } from '../../lib/postgres/postgres.canonical.j
 import { canonicalFromJsonbText } from '../../lib/postgres/postgres.jsonb-text.js';
 import fc from 'fast-check';
 import { hostileCorpus } from '../hostile/hostile-inputs.js';
-import { backends, makeEvent, openBackend, type Backend } from '../fixtures/postgres.fixture.js';
+import pg from 'pg';
+import type { PostgresAuditConnection } from 'nestjs-audit/postgres';
+import { backends, DATABASE_URL, makeEvent, openBackend, quoted, type Backend } from '../fixtures/postgres.fixture.js';
 
 const names = await backends();
 
@@ -27,7 +30,7 @@ describe.each(names)('PostgresAuditStore on %s', (name) => {
     const schema = first.table.split('.')[0];
     const again = await Promise.all(Array.from({ length: 4 }, () => backend.store({ schema })));
     const versions = await backend.sql(`SELECT version FROM "${schema}".audit_events_migrations`);
-    expect(versions.rows.map((r) => Number(r.version))).toEqual([1]);
+    expect(versions.rows.map((r) => Number(r.version)).sort()).toEqual([1, 2]);
     await first.write([makeEvent(1)]);
     await again[0].write([makeEvent(2)]);
     expect((await first.head()).seq).toBe('2');
@@ -67,25 +70,40 @@ describe.each(names)('PostgresAuditStore on %s', (name) => {
     const rest = await store.search({ limit: 5000, cursor: big.next_cursor });
     expect(rest.events).toHaveLength(200);
     expect(rest.next_cursor).toBeUndefined();
-    await expect(store.search({ cursor: 'not-a-cursor' })).rejects.toThrow(/Invalid search cursor/);
+    await expect(store.search({ cursor: 'not-a-cursor' })).rejects.toThrow(/cursor: must be the next_cursor of a previous page/);
     await store.close();
   });
 
-  it('pages without skipping or repeating rows while new events arrive', async () => {
+  it('pages without skipping or repeating rows while another writer appends at the same time', async () => {
     const store = await backend.store();
     const initial = Array.from({ length: 500 }, (_, n) => makeEvent(n));
     await store.write(initial);
     const seen: string[] = [];
-    let cursor: string | undefined;
-    let extra = 1000;
-    do {
-      const page = await store.search({ limit: 37, cursor });
+    let page = await store.search({ limit: 37 });
+    // A concurrent writer, not awaited between pages: its batches land while the pages are read.
+    let writing = true;
+    let written = 0;
+    const writer = (async () => {
+      for (let extra = 1000; writing && extra < 3000; extra += 25) {
+        await store.write(Array.from({ length: 25 }, (_, i) => makeEvent(extra + i)));
+        written += 25;
+        await new Promise((resolve) => setTimeout(resolve, 1)); // PGlite's one connection: let a page in
+      }
+    })();
+    const writtenAtPage: number[] = [];
+    for (;;) {
       seen.push(...page.events.map((e) => e.id));
-      cursor = page.next_cursor;
-      await store.write(Array.from({ length: 25 }, () => makeEvent(extra++)));
-    } while (cursor);
+      writtenAtPage.push(written);
+      if (!page.next_cursor) break;
+      page = await store.search({ limit: 37, cursor: page.next_cursor });
+    }
+    writing = false;
+    await writer;
     expect(new Set(seen).size).toBe(seen.length);
     expect(seen.sort()).toEqual(initial.map((e) => e.id).sort());
+    // The writer really ran between the pages.
+    expect(writtenAtPage.at(-1)! - writtenAtPage[0]).toBeGreaterThan(0);
+    expect(Number((await store.head()).seq)).toBe(500 + written);
     await store.close();
   });
 
@@ -185,11 +203,19 @@ describe.each(names)('PostgresAuditStore on %s', (name) => {
     await expect(backend.sql(`UPDATE ${table} SET action = 'x.y'`)).rejects.toThrow(/append-only/);
     await expect(backend.sql(`DELETE FROM ${table}`)).rejects.toThrow(/append-only/);
     await expect(backend.sql(`TRUNCATE ${table}`)).rejects.toThrow(/append-only/);
-    // Even a hand-made "prune" that keeps the content is refused.
-    await expect(
-      backend.sql(`BEGIN; SELECT set_config('nestjs_audit.pruning', 'on', true); UPDATE ${table} SET pruned_at = now(); COMMIT;`).finally(() => backend.sql('ROLLBACK').catch(() => undefined)),
-    ).rejects.toThrow();
-    expect((await store.verify()).ok).toBe(true);
+    const head = `${table.slice(0, -1)}_head"`;
+    await expect(backend.sql(`UPDATE ${head} SET seq = 1`)).rejects.toThrow(/head only moves forward/);
+    await expect(backend.sql(`DELETE FROM ${head}`)).rejects.toThrow(/head only moves forward/);
+    // A hand-made "prune" in one session — the v1 session setting, then an update that keeps the content, or
+    // one that empties a recent row — is refused by the trigger (each statement runs: the script is one transaction).
+    const content = `occurred_at = NULL, action = NULL, outcome = NULL, actor_id = NULL, resource_type = NULL, resource_id = NULL,
+      tenant_id = NULL, request_id = NULL, actor = NULL, metadata = NULL, context = NULL, error = NULL, metadata_truncated = NULL`;
+    for (const update of [`pruned_at = now()`, `pruned_at = now(), ${content}`, `pruned_at = now(), pruned_by = 2, ${content}`]) {
+      await expect(
+        backend.exec(`BEGIN; SELECT set_config('nestjs_audit.pruning', 'on', true); UPDATE ${table} SET ${update} WHERE seq = 1; COMMIT;`),
+      ).rejects.toThrow(/append-only/);
+    }
+    expect(await store.verify()).toMatchObject({ ok: true, checked: 2 });
     await store.close();
   });
 
@@ -220,8 +246,190 @@ describe.each(names)('PostgresAuditStore on %s', (name) => {
     expect(await store.prune({ before: cutoff, actions: ['document.read'] })).toBe(events.slice(0, 100).filter((e) => e.action === 'document.read').length);
     expect((await store.verify()).ok).toBe(true);
     expect(await store.prune({ before: cutoff })).toBe(100 - 33);
-    expect((await store.search({ limit: 1000 })).events).toHaveLength(200);
-    expect(await store.verify()).toMatchObject({ ok: true, checked: 300 });
+    // Each prune() left a chained record of what it removed: 200 events and 2 records remain searchable.
+    const records = (await store.search({ action: 'audit.prune' })).events;
+    expect(records.map((e) => e.metadata)).toEqual([
+      { before: cutoff, count: 67, seqs: expect.stringMatching(/^1,3-4,6-7,/) },
+      { before: cutoff, actions: ['document.read'], count: 33, seqs: expect.stringMatching(/^2,5,8,/) },
+    ]);
+    expect(records[0]).toMatchObject({ actor: { id: 'nestjs-audit', type: 'system' }, resource: { type: 'audit_trail', id: store.table } });
+    expect((await store.search({ limit: 1000 })).events).toHaveLength(202);
+    expect(await store.verify()).toMatchObject({ ok: true, checked: 302 });
+    // A prune record is never pruned (its tombstones need it), and a second prune finds nothing more.
+    expect(await store.prune({ before: '2100-01-01' })).toBe(200);
+    expect((await store.search({ action: 'audit.prune' })).events).toHaveLength(3);
+    expect(await store.verify()).toMatchObject({ ok: true, checked: 303 });
+    await store.close();
+  });
+  it('refuses a query it cannot run with one AuditQueryError naming each field, and reads dates as written', async () => {
+    const store = await backend.store();
+    await store.write(Array.from({ length: 10 }, (_, n) => makeEvent(n)));
+    const overflow = Buffer.from('s:9999999999999999999').toString('base64url');
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ limit: NaN }, /limit: must be a positive integer/],
+      [{ limit: 'abc' }, /limit: must be a positive integer/],
+      [{ limit: '10' }, /limit: must be a positive integer/],
+      [{ limit: 1.5 }, /limit: must be a positive integer/],
+      [{ limit: 0 }, /limit: must be a positive integer/],
+      [{ cursor: overflow }, /cursor: must be the next_cursor/],
+      [{ cursor: 12 }, /cursor: must be the next_cursor/],
+      [{ cursor: 'AAAA' }, /cursor: must be the next_cursor/],
+      [{ action: 'a\u0000b' }, /action: holds U\+0000 or a lone surrogate/],
+      [{ resource_id: 'a\ud800' }, /resource_id: holds U\+0000 or a lone surrogate/],
+      [{ action: ['user.login', 'x'] }, /action: must be a string/],
+      [{ action: { $ne: 1 } }, /action: must be a string/],
+      [{ actor_id: 5 }, /actor_id: must be a string/],
+      [{ tenant_id: null }, /tenant_id: must be a string/],
+      [{ outcome: 'maybe' }, /outcome: must be 'success' or 'failure'/],
+      [{ from: 'garbage' }, /from: must be a valid Date/],
+      [{ from: new Date(NaN) }, /from: must be a valid Date/],
+      [{ from: '99999' }, /from: must be a valid Date/],
+      [{ to: 1767225600000 }, /to: must be a valid Date/],
+      [{ to: '2026-02-30' }, /to: must be a valid Date/],
+      [{ resourceId: 'r-1' }, /resourceId: is not a filter/],
+    ];
+    for (const [query, message] of cases) {
+      const error = await store.search(query as never).then(() => undefined, (e: unknown) => e);
+      expect({ query, error }).toEqual({ query, error: expect.any(AuditQueryError) });
+      expect((error as AuditQueryError).message).toMatch(message);
+    }
+    const many = await store.search({ limit: -1, outcome: 'maybe', colour: 'red' } as never).catch((e: AuditQueryError) => e);
+    expect((many as AuditQueryError).issues).toHaveLength(3);
+    expect(() => store.export({ action: 5 } as never)).toThrow(AuditQueryError);
+    expect(() => store.export({ limit: 5 } as never)).toThrow(/limit: export\(\) streams every match/);
+    expect(() => store.export({}, 'xml' as never)).toThrow(/format: must be 'jsonl' or 'csv'/);
+    await expect(store.prune({ before: 'soon' })).rejects.toThrow(/before: is required/);
+    // Year, month and date forms are UTC midnight; date-times need a zone. The events are in January 2026.
+    expect((await store.search({ to: '2027' })).events).toHaveLength(10);
+    expect((await store.search({ from: '2026' })).events).toHaveLength(10);
+    expect((await store.search({ from: '2026-02' })).events).toHaveLength(0);
+    expect((await store.search({ from: '2026-01-01T00:00:05+00:00', to: '2026-01-01T01:00:07+01:00' })).events.map((e) => e.metadata.n)).toEqual([6, 5]);
+    expect((await store.search({ from: new Date(Date.UTC(2026, 0, 1, 0, 0, 8)) })).events).toHaveLength(2);
+    await store.close();
+  });
+
+  it('stores a timestamp in any RFC 3339 form as …sssZ, and refuses one it would have to change', async () => {
+    const store = await backend.store();
+    const events = [
+      makeEvent(1, { timestamp: '2026-01-01T00:00:00Z' }),
+      makeEvent(2, { timestamp: '2026-01-01T01:00:00.5+01:00' }),
+      makeEvent(3, { timestamp: '2026-01-01T00:00:01.250000Z' }),
+      makeEvent(4, { timestamp: '2026-01-01t00:00:02.000z' }),
+    ];
+    await store.write(events);
+    const stored = (await store.search()).events.reverse();
+    expect(stored.map((e) => e.timestamp)).toEqual(['2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.500Z', '2026-01-01T00:00:01.250Z', '2026-01-01T00:00:02.000Z']);
+    expect(await store.verify()).toMatchObject({ ok: true, checked: 4 });
+    for (const timestamp of ['2026-01-01T00:00:00.123456Z', 'yesterday', '2026-02-30T00:00:00Z', '2026-01-01 00:00:00', 1767225600000]) {
+      const error = await store.write([makeEvent(5), makeEvent(6, { timestamp: timestamp as never })]).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(PermanentAuditSinkError);
+      expect(String((error as Error).message)).toMatch(/is not an RFC 3339 date-time with at most millisecond precision/);
+    }
+    expect((await store.head()).seq).toBe('4');
+    await store.close();
+  });
+
+  it('verify() holds the chain to the head its table records, and export() stops at the head it started at', async () => {
+    const store = await backend.store();
+    await store.write(Array.from({ length: 30 }, (_, n) => makeEvent(n)));
+    const table = quoted(store);
+    await backend.sql(`ALTER TABLE ${table} DISABLE TRIGGER USER`);
+    const saved = (await backend.sql(`SELECT * FROM ${table} WHERE seq >= 29`)).rows;
+    await backend.sql(`DELETE FROM ${table} WHERE seq >= 29`);
+    // The last two rows gone, no checkpoints: the head row still says 30.
+    expect(await store.verify()).toMatchObject({ ok: false, firstBadSeq: '29', problem: 'rows 29..30 are missing (deleted)', checked: 28 });
+    for (const row of saved) {
+      await backend.sql(`INSERT INTO ${table} SELECT * FROM json_populate_record(NULL::${table}, $1::json)`, [
+        JSON.stringify({ ...row, prev_hash: `\\x${Buffer.from(row.prev_hash).toString('hex')}`, hash: `\\x${Buffer.from(row.hash).toString('hex')}` }),
+      ]);
+    }
+    expect(await store.verify()).toMatchObject({ ok: true, checked: 30 });
+    await backend.sql(`ALTER TABLE ${table} ENABLE TRIGGER USER`);
+    await expect(store.verify({ to: 31 })).rejects.toThrow(/to: 31 is after the chain's head \(30\)/);
+    for (const range of [{ from: 0 }, { from: -5 }, { from: 8, to: 3 }, { to: 0 }, { from: '1e3' }]) {
+      await expect(store.verify(range)).rejects.toBeInstanceOf(AuditQueryError);
+    }
+    // An export that runs while events arrive ends where the head was when it began.
+    const chunks = store.export({}, 'jsonl');
+    const first = await chunks.next();
+    await store.write(Array.from({ length: 5 }, (_, n) => makeEvent(100 + n)));
+    let lines = String(first.value).trim().split('\n').length;
+    for await (const chunk of chunks) lines += chunk.trim().split('\n').length;
+    expect(lines).toBe(30);
+    await store.close();
+  });
+
+  it('checkpoints every N events and every T ms while events arrive, with a key long enough to sign', async () => {
+    const signed: AuditCheckpoint[] = [];
+    const key = { hmac: 'a checkpoint key of at least 32 bytes!!' };
+    const store = await backend.store({ checkpoints: { key, keyId: 'k1', every: 1000, interval: 150, onCheckpoint: (c) => void signed.push(c) } });
+    await store.write([makeEvent(1), makeEvent(2)]);
+    const deadline = Date.now() + 3000;
+    while (signed.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 25));
+    expect(signed.map((c) => c.seq)).toEqual(['2']);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(signed).toHaveLength(1); // nothing new arrived: no new checkpoint
+    expect(await store.verify({ checkpoints: { from: signed, key } })).toMatchObject({ ok: true, checkpointsMatched: 1 });
+    await store.close();
+    for (const hmac of ['x', 'y'.repeat(31), Buffer.alloc(16)]) {
+      expect(() => new PostgresAuditStore({ connection: backend.connection(), checkpoints: { key: { hmac }, keyId: 'k' } })).toThrow(AuditStoreConfigurationError);
+    }
+    expect(() => new PostgresAuditStore({ connection: backend.connection(), checkpoints: { key: { hmac: 'x' }, keyId: 'k' } })).toThrow(/checkpoints\.key\.hmac: must be at least 32 bytes, got 1/);
+    expect(() => new PostgresAuditStore({ connection: backend.connection(), checkpoints: { key: { ed25519PrivateKey: 'not a pem' }, keyId: 'k' } })).toThrow(/ed25519PrivateKey: does not parse/);
+    const other = await backend.store();
+    await expect(other.verify({ checkpoints: { from: [], key: { hmac: 'short' } } })).rejects.toThrow(/checkpoints\.key\.hmac: must be at least 32 bytes/);
+    await other.close();
+  });
+  it('serves the common searches from indexes: no sequential scan, no long filtered walk', async () => {
+    // The store's own SQL, recorded on its way to the database, then EXPLAIN ANALYZEd on a table big enough for the planner to care.
+    const statements: [string, unknown[]][] = [];
+    const record = (text: string, params?: unknown[]) => void statements.push([text, params ?? []]);
+    const raw = backend.connection();
+    const connection: PostgresAuditConnection =
+      'pglite' in raw
+        ? { pglite: { query: (t: string, p?: unknown[]) => (record(t, p), backend.pglite!.query(t, p)), transaction: (fn: never) => backend.pglite!.transaction(fn), close: async () => undefined } }
+        : (() => {
+            const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 2 });
+            return { pool: { query: (t: string, p?: unknown[]) => (record(t, p), pool.query(t, p)), connect: () => pool.connect(), end: () => pool.end() } };
+          })();
+    const store = await backend.store({ connection });
+    const table = quoted(store);
+    await backend.sql(`INSERT INTO ${table} (seq, id, occurred_at, action, outcome, actor_id, resource_type, resource_id, tenant_id, request_id, actor, metadata, context, prev_hash, hash)
+      SELECT i, 'id-' || i, timestamptz '2026-01-01' + i * interval '1 second', (ARRAY['document.share', 'document.read', 'user.login'])[1 + i % 3], 'success',
+        'u-' || (i % 100), CASE WHEN i % 2 = 0 THEN 'user' ELSE 'document' END, 'r-' || (i % 3000), 't-' || (i % 3), 'req-' || i,
+        jsonb_build_object('id', 'u-' || (i % 100), 'type', 'user'), '{}'::jsonb, jsonb_build_object('request_id', 'req-' || i, 'tenant_id', 't-' || (i % 3)),
+        '\\x00'::bytea, '\\x00'::bytea
+      FROM generate_series(1, 30000) i`);
+    await backend.sql(`ANALYZE ${table}`);
+    const at = (i: number) => new Date(Date.UTC(2026, 0, 1) + i * 1000).toISOString();
+    const queries: [string, Record<string, unknown>, number][] = [
+      ["the guide's searchEvents({ resource_id })", { resource_id: 'r-77' }, 10],
+      ['resource type and id', { resource_type: 'document', resource_id: 'r-77' }, 10],
+      ['a time window long ago', { from: at(20_000), to: at(20_300) }, 50],
+      ['an action in a time window', { action: 'user.login', from: at(5_000), to: at(5_600) }, 50],
+      ['a request id', { request_id: 'req-123' }, 1],
+      ['an actor', { actor_id: 'u-7' }, 50],
+    ];
+    const findings: string[] = [];
+    for (const [what, query, expected] of queries) {
+      statements.length = 0;
+      expect((await store.search(query)).events).toHaveLength(expected);
+      const [text, params] = statements.filter(([t]) => t.startsWith('SELECT seq')).at(-1)!;
+      const plan = (await backend.sql(`EXPLAIN (ANALYZE, FORMAT JSON) ${text}`, params)).rows[0]['QUERY PLAN'][0].Plan;
+      const nodes: any[] = [];
+      const walk = (node: any) => (nodes.push(node), (node.Plans ?? []).forEach(walk));
+      walk(plan);
+      const removed = nodes.reduce((sum, node) => sum + (node['Rows Removed by Filter'] ?? 0), 0);
+      const indexes = nodes.map((node) => node['Index Name']).filter(Boolean);
+      findings.push(`${what}: ${nodes.map((n) => n['Node Type']).join(' > ')} [${indexes.join(', ')}], ${removed} rows filtered out`);
+      expect({ what, seqScan: nodes.some((node) => node['Node Type'] === 'Seq Scan'), manyFiltered: removed > 1000, index: indexes.length > 0 }).toEqual({
+        what,
+        seqScan: false,
+        manyFiltered: false,
+        index: true,
+      });
+    }
+    console.log(`search plans on ${name}:\n  ${findings.join('\n  ')}`);
     await store.close();
   });
 });
@@ -244,8 +452,3 @@ describe('PostgresAuditStore on PGlite on disk', () => {
     }
   });
 });
-
-function quoted(store: PostgresAuditStore): string {
-  const [schema, table] = store.table.split('.');
-  return `"${schema}"."${table}"`;
-}

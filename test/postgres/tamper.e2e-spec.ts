@@ -13,6 +13,8 @@ const names = await backends();
 const SIZE = 10_000;
 const K = 4321;
 const HMAC = 'a checkpoint key of at least 32 bytes!!';
+const EMPTY = `occurred_at = NULL, action = NULL, outcome = NULL, actor_id = NULL, resource_type = NULL, resource_id = NULL, tenant_id = NULL,
+  request_id = NULL, actor = NULL, metadata = NULL, context = NULL, error = NULL, metadata_truncated = NULL`;
 
 describe.each(names)('tamper evidence on %s', (name) => {
   let backend: Backend;
@@ -26,7 +28,9 @@ describe.each(names)('tamper evidence on %s', (name) => {
     store = await backend.store({ checkpoints: { key: { hmac: HMAC }, keyId: 'k1', every: 1000, onCheckpoint: (c) => void checkpoints.push(c) } });
     [schema] = store.table.split('.');
     table = `"${schema}"."audit_events"`;
-    for (let start = 0; start < SIZE; start += 1000) await store.write(Array.from({ length: 1000 }, (_, i) => makeEvent(start + i)));
+    // Row K also holds numbers a double only approximates in decimal, for the modifications that keep Number() equal.
+    const event = (n: number) => (n === K - 1 ? makeEvent(n, { metadata: { ...makeEvent(n).metadata, big: 12345678901234567000, dec: 0.1 } }) : makeEvent(n));
+    for (let start = 0; start < SIZE; start += 1000) await store.write(Array.from({ length: 1000 }, (_, i) => event(start + i)));
     await backend.sql(`ALTER TABLE ${table} DISABLE TRIGGER USER`);
     await backend.sql(`CREATE TABLE "${schema}".saved AS SELECT * FROM ${table} WHERE seq BETWEEN ${K - 1} AND ${K + 1} OR seq > ${SIZE - 600}`);
   }, 120_000);
@@ -53,6 +57,9 @@ describe.each(names)('tamper evidence on %s', (name) => {
   const modifications: [string, string, RegExp][] = [
     ['id', `id = id || 'x'`, /content does not match its hash/],
     ['occurred_at', `occurred_at = occurred_at + interval '1 millisecond'`, /content does not match its hash/],
+    ['occurred_at (+400 µs)', `occurred_at = occurred_at + interval '400 microseconds'`, /occurred_at has digits below the millisecond/],
+    ['occurred_at (-499 µs)', `occurred_at = occurred_at - interval '499 microseconds'`, /occurred_at has digits below the millisecond/],
+    ['occurred_at (+1 µs)', `occurred_at = occurred_at + interval '1 microsecond'`, /occurred_at has digits below the millisecond/],
     ['action', `action = 'user.login'`, /content does not match its hash/],
     ['outcome', `outcome = CASE outcome WHEN 'success' THEN 'failure' ELSE 'success' END`, /content does not match its hash/],
     ['actor_id', `actor_id = 'u-evil'`, /actor_id column does not match/],
@@ -62,12 +69,17 @@ describe.each(names)('tamper evidence on %s', (name) => {
     ['request_id', `request_id = 'req-forged'`, /request_id column does not match/],
     ['actor (JSON)', `actor = jsonb_set(actor, '{email}', '"evil@example.com"')`, /content does not match its hash/],
     ['metadata (JSON)', `metadata = jsonb_set(metadata, '{n}', '999999')`, /content does not match its hash/],
+    ['metadata (a big integer, same double)', `metadata = jsonb_set(metadata, '{big}', '12345678901234567891')`, /metadata holds the number 12345678901234567891, which is not the one hashed/],
+    ['metadata (a decimal, same double)', `metadata = jsonb_set(metadata, '{dec}', '0.1000000000000000001')`, /metadata holds the number 0.1000000000000000001/],
     ['context (JSON)', `context = jsonb_set(context, '{status_code}', '500')`, /content does not match its hash/],
     ['error (JSON)', `error = '{"name":"Error","message":"made up"}'::jsonb`, /content does not match its hash/],
     ['metadata_truncated', `metadata_truncated = true`, /content does not match its hash/],
     ['prev_hash', `prev_hash = '\\x${'00'.repeat(32)}'::bytea`, /prev_hash does not match the hash of row/],
     ['hash', `hash = '\\x${'ab'.repeat(32)}'::bytea`, /content does not match its hash/],
     ['pruned_at', `pruned_at = now()`, /marked pruned but still has content/],
+    ['row emptied into a tombstone', `pruned_at = now(), ${EMPTY}`, /an emptied row that no prune record covers/],
+    ['row emptied, pointing at a later row', `pruned_at = now(), pruned_by = ${K + 5}, ${EMPTY}`, new RegExp(`tombstone whose prune record, row ${K + 5}, is not an audit.prune record`)],
+    ['row emptied, pointing at itself', `pruned_at = now(), pruned_by = ${K}, ${EMPTY}`, new RegExp(`names row ${K}, not a later prune record`)],
   ];
 
   it.each(modifications)('detects a modified %s at the right row', async (_column, assignment, problem) => {
@@ -79,7 +91,8 @@ describe.each(names)('tamper evidence on %s', (name) => {
     } finally {
       await restore();
     }
-    expect((await store.verify()).ok).toBe(true);
+    // Restored: the rows around K verify again (the whole chain is walked by the next test anyway).
+    expect(await store.verify({ from: K - 5, to: K + 5 })).toMatchObject({ ok: true, checked: 11 });
   });
 
   it('detects a deleted row', async () => {
@@ -140,15 +153,23 @@ describe.each(names)('tamper evidence on %s', (name) => {
     }
   });
 
-  it('detects a truncated tail with checkpoints (and says it cannot without them)', async () => {
+  it('detects a truncated tail by the head row, and with checkpoints even when the head was moved back too', async () => {
     await backend.sql(`DELETE FROM ${table} WHERE seq > ${SIZE - 500}`);
+    const head = `"${schema}".audit_events_head`;
     try {
+      // The head row still records the last row: the deleted tail shows without checkpoints.
+      expect(await store.verify()).toMatchObject({ ok: false, firstBadSeq: String(SIZE - 499), problem: `rows ${SIZE - 499}..${SIZE} are missing (deleted)` });
+      // Its owner can move the head back too (past its trigger): the chain alone cannot tell, the signed checkpoints can.
+      await backend.sql(`ALTER TABLE ${head} DISABLE TRIGGER USER`);
+      await backend.sql(`UPDATE ${head} SET seq = ${SIZE - 500}, hash = (SELECT hash FROM ${table} WHERE seq = ${SIZE - 500})`);
       expect(await store.verify()).toMatchObject({ ok: true, checked: SIZE - 500 });
       const result = await store.verify({ checkpoints: { from: checkpoints, key } });
       expect(result).toMatchObject({ ok: false, firstBadSeq: String(SIZE - 499) });
       expect(result.problem).toMatch(new RegExp(`truncated: a signed checkpoint of .* has row ${SIZE}, but the chain ends at ${SIZE - 500}`));
     } finally {
       await restore();
+      await backend.sql(`UPDATE ${head} SET seq = ${SIZE}, hash = (SELECT hash FROM ${table} WHERE seq = ${SIZE})`);
+      await backend.sql(`ALTER TABLE ${head} ENABLE TRIGGER USER`);
     }
     expect((await store.verify({ checkpoints: { from: checkpoints, key } })).ok).toBe(true);
   });

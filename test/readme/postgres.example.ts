@@ -5,8 +5,10 @@ import { AuditTrailHttpModule, PostgresAuditStore } from 'nestjs-audit/postgres'
 /** One store: the sink the module writes to, and the object your code (and auditors) query. */
 export const store = new PostgresAuditStore({
   // A server in production; PGlite (PostgreSQL in-process, nothing to install) everywhere else.
-  connection: process.env.DATABASE_URL ? { connectionString: process.env.DATABASE_URL } : { pglite: { dataDir: process.env.AUDIT_PGLITE_DIR ?? '.data/audit' } },
-  schema: 'audit',
+  connection: process.env.AUDIT_DATABASE_URL
+    ? { connectionString: process.env.AUDIT_DATABASE_URL }
+    : { pglite: { dataDir: process.env.AUDIT_PGLITE_DIR ?? '.data/audit' } },
+  schema: process.env.AUDIT_SCHEMA ?? 'audit',
   checkpoints: {
     key: { hmac: process.env.AUDIT_CHECKPOINT_KEY ?? 'dev-only checkpoint key, 32 bytes or more' },
     keyId: 'k1',

@@ -13,6 +13,7 @@ import { ADAPTERS, startApp } from '../fixtures/http.fixture.js';
 import { AuditConfiguredModule } from './audit-options.example.js';
 import { ArraySink } from './jsonl-sink.example.js';
 import { NightlyPurge, RetentionService } from './nightly-purge.example.js';
+import { runPostgresExample } from './postgres-scenario.js';
 
 const here = import.meta.dirname ?? new URL('.', import.meta.url).pathname;
 
@@ -125,29 +126,12 @@ describe.each(ADAPTERS)('README quick setup over %s', (adapter) => {
 
 describe('README examples', () => {
   it('postgres: from forRoot({ sink: store }) to search, export and verify, on PGlite', async () => {
+    // On the server: postgres-server.e2e-spec.ts (the example builds its store once per test file).
     const dir = mkdtempSync(join(tmpdir(), 'nestjs-audit-readme-pg-'));
     process.env.AUDIT_PGLITE_DIR = join(dir, 'pglite');
     process.env.AUDIT_CHECKPOINTS = join(dir, 'checkpoints.jsonl');
     try {
-      const { AuditTrailModule, auditorQuestions, store } = await import('./postgres.example.js');
-      const moduleRef = await Test.createTestingModule({ imports: [AuditTrailModule] }).compile();
-      const app = moduleRef.createNestApplication({ logger: false });
-      await app.listen(0, '127.0.0.1');
-      const url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
-      const audit = app.get(AuditService);
-      audit.log({ action: 'document.share', resource: { type: 'document', id: 'doc-123' }, metadata: { shared_with: 'u-bob' } });
-      audit.log({ action: 'user.login', outcome: 'failure', resource: { type: 'user', id: 'u-x' } });
-      await audit.flush();
-      await store.checkpoint();
-      const answers = await auditorQuestions(store);
-      expect(answers.shares.events).toHaveLength(1);
-      expect(answers.integrity).toMatchObject({ ok: true, checked: 2, checkpointsMatched: 1 });
-      expect(answers.csv.split('\r\n')[0]).toMatch(/^id,timestamp/);
-      const denied = await fetch(`${url}/audit/events`);
-      expect(denied.status).toBe(403);
-      const allowed = await fetch(`${url}/audit/events?action=document.share`, { headers: { 'x-role': 'auditor' } });
-      expect(((await allowed.json()) as { events: unknown[] }).events).toHaveLength(1);
-      await app.close();
+      await runPostgresExample();
     } finally {
       delete process.env.AUDIT_PGLITE_DIR;
       delete process.env.AUDIT_CHECKPOINTS;
