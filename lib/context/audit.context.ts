@@ -42,6 +42,7 @@ export class AuditContext {
       request: parent?.request,
       actor: copy.actor ?? parent?.actor,
       requestId: copy.request_id ?? parent?.requestId,
+      requestIdGenerated: copy.request_id === undefined ? parent?.requestIdGenerated : false,
       tenantId: copy.tenant_id ?? parent?.tenantId,
       sessionId: copy.session_id ?? parent?.sessionId,
       http: parent?.http,
@@ -58,7 +59,10 @@ export class AuditContext {
     const store = currentStore();
     if (!store) throw new AuditContextError(MESSAGES.contextRequired('AuditContext.set()'));
     if (copy.actor) store.actor = copy.actor;
-    if (copy.request_id !== undefined) store.requestId = copy.request_id;
+    if (copy.request_id !== undefined) {
+      store.requestId = copy.request_id;
+      store.requestIdGenerated = false;
+    }
     if (copy.tenant_id !== undefined) store.tenantId = copy.tenant_id;
     if (copy.session_id !== undefined) store.sessionId = copy.session_id;
   }

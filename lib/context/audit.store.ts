@@ -115,6 +115,8 @@ export interface AuditStore {
   /** An actor set explicitly; wins over the request's. */
   actor: AuditActor | undefined;
   requestId: string | undefined;
+  /** The request id is one this library made (not the caller's): nothing in it to scrub. */
+  requestIdGenerated?: boolean;
   tenantId: string | undefined;
   sessionId: string | undefined;
   http: HttpExchange | undefined;

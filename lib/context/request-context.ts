@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { uuidv7 } from '../event/uuid7.js';
 import type { AuditActor, AuditImpersonator } from '../event/audit-event.interface.js';
 import type { AuditStore } from './audit.store.js';
 
@@ -10,9 +10,13 @@ export function requestIdFrom(header: unknown): string | undefined {
   return typeof value === 'string' && REQUEST_ID.test(value) ? value : undefined;
 }
 
-/** The store's request id, created on first use so requests that record nothing pay nothing. */
+/** The store's request id, created on first use so requests that record nothing pay nothing. A UUIDv7: time-ordered too. */
 export function ensureRequestId(store: AuditStore): string {
-  return (store.requestId ??= randomUUID());
+  if (store.requestId === undefined) {
+    store.requestId = uuidv7();
+    store.requestIdGenerated = true;
+  }
+  return store.requestId;
 }
 
 /** The path of a URL without its query string or fragment. */

@@ -29,7 +29,7 @@ import { ActorCopy, MAX_USER_AGENT, Unreadable, cleanActor, describe, errorInfo,
 import { AuditPseudonymizer } from './audit.pseudonymizer.js';
 import { AuditRedactor, REDACTED } from './audit.redaction.js';
 import { snapshotMetadata } from './audit.snapshot.js';
-import { uuidv7 } from './uuid7.js';
+import { isoTimestamp, uuidv7 } from './uuid7.js';
 
 const ANONYMOUS_ID = 'anonymous';
 const MAX_ACTOR_FIELD = 512;
@@ -208,7 +208,7 @@ export class AuditRecorder implements AuditEventTarget, OnApplicationShutdown {
     this.scrubActor(actor);
     const event: AuditEvent = {
       id: uuidv7(now),
-      timestamp: new Date(now).toISOString(),
+      timestamp: isoTimestamp(now),
       action,
       outcome,
       actor,
@@ -237,7 +237,10 @@ export class AuditRecorder implements AuditEventTarget, OnApplicationShutdown {
     }
     // Bounded like the actor's fields: AuditContext takes any string.
     if (store.request !== undefined || store.requestId !== undefined) {
-      context.request_id = this.field(ensureRequestId(store).slice(0, MAX_ACTOR_FIELD), 'context.request_id');
+      const requestId = ensureRequestId(store);
+      // One this library made is a UUID: only a caller's (a header, AuditContext) is bounded and scrubbed.
+      context.request_id =
+        store.requestIdGenerated && !this.redactor.hook ? requestId : this.field(requestId.slice(0, MAX_ACTOR_FIELD), 'context.request_id');
     }
     if (sessionId !== undefined) context.session_id = this.field(sessionId.slice(0, MAX_ACTOR_FIELD), 'context.session_id');
     if (tenantId !== undefined) context.tenant_id = this.field(tenantId.slice(0, MAX_ACTOR_FIELD), 'context.tenant_id');
@@ -388,7 +391,7 @@ export class AuditRecorder implements AuditEventTarget, OnApplicationShutdown {
     this.lastMetadataBytes = reason.length * 6 + 64;
     return {
       id: uuidv7(now),
-      timestamp: new Date(now).toISOString(),
+      timestamp: isoTimestamp(now),
       action,
       outcome,
       actor: { id: 'unknown', type: 'unknown' },

@@ -55,6 +55,9 @@ const USERINFO = /\b([a-z][a-z0-9+.-]{1,31}:\/\/[^\s:/?#@[\]]*:)([^\s/?#]*)@/gi;
 const PERCENT_ESCAPE = /%[0-9A-Fa-f]{2}/;
 // A value percent-encoded inside another (`?redirect=…%3Faccess_token%3D…`) is looked for this many levels down.
 const MAX_DECODE_LEVELS = 3;
+// scrub()'s memo: strings up to this length, this many at most (then it starts afresh).
+const MAX_MEMO_LENGTH = 512;
+const MAX_MEMO_ENTRIES = 4096;
 // Card numbers: 13 to 19 digits, optionally grouped by spaces or dashes; replaced only when they pass Luhn.
 // Issuer prefixes start with 2 to 6, which keeps 13-digit epoch milliseconds and most ids out.
 const CARD = /\b[2-6]\d(?:[ -]?\d){11,17}\b/g;
@@ -154,6 +157,17 @@ export class AuditRedactor {
    */
   scrub(text: string): string {
     if (text.length < 6 && this.patterns.length === 0) return text;
+    // The same short strings come back event after event (an IP, a user agent, a route): scrubbed once.
+    if (text.length > MAX_MEMO_LENGTH) return this.scrubText(text);
+    const known = this.memo.get(text);
+    if (known !== undefined) return known;
+    const out = this.scrubText(text);
+    if (this.memo.size >= MAX_MEMO_ENTRIES) this.memo.clear(); // bounded: unique strings cannot grow it
+    this.memo.set(text, out);
+    return out;
+  }
+
+  private scrubText(text: string): string {
     let out = text;
     if (!tooPlainForSecrets(out) && MAYBE_SECRET.test(out)) {
       out = this.scrubOnce(out);
@@ -173,6 +187,8 @@ export class AuditRedactor {
     }
     return out;
   }
+
+  private readonly memo = new Map<string, string>();
 
   private scrubOnce(text: string): string {
     // A literal each rule cannot do without is looked for first: a plain substring search is far cheaper than a scan.

@@ -6,6 +6,9 @@ const pool = new Uint8Array(10 * 512);
 let poolOffset = pool.length;
 let lastMs = -1;
 let counter = 0;
+// The first 14 characters (48 bits of milliseconds) are the same for every id of one millisecond.
+let prefixMs = -1;
+let prefix = '';
 
 /**
  * A UUIDv7 (RFC 9562): 48-bit Unix milliseconds, then a 12-bit counter
@@ -28,12 +31,13 @@ export function uuidv7(now: number = Date.now()): string {
     lastMs++;
     counter = 0;
   }
-  const msHex = lastMs.toString(16).padStart(12, '0');
+  if (prefixMs !== lastMs) {
+    const msHex = lastMs.toString(16).padStart(12, '0');
+    prefix = `${msHex.slice(0, 8)}-${msHex.slice(8)}-`;
+    prefixMs = lastMs;
+  }
   return (
-    msHex.slice(0, 8) +
-    '-' +
-    msHex.slice(8) +
-    '-' +
+    prefix +
     HEX[0x70 | (counter >> 8)] +
     HEX[counter & 0xff] +
     '-' +
@@ -59,4 +63,17 @@ export function isUuidV7(value: unknown): value is string {
 /** The Unix milliseconds encoded in a UUIDv7. */
 export function uuidV7Time(id: string): number {
   return parseInt(id.slice(0, 8) + id.slice(9, 13), 16);
+}
+
+// The ISO form of the last millisecond asked for: events of one millisecond share it.
+let isoMs = Number.NaN;
+let iso = '';
+
+/** `new Date(ms).toISOString()` (RFC 3339, UTC, milliseconds), without a Date per call. */
+export function isoTimestamp(ms: number): string {
+  if (ms !== isoMs) {
+    iso = new Date(ms).toISOString();
+    isoMs = ms;
+  }
+  return iso;
 }
