@@ -1,8 +1,10 @@
-import type { AuditEvent } from '../event/audit-event.interface.js';
+import type { AuditActor, AuditEvent, AuditEventContext } from '../event/audit-event.interface.js';
 
 // JSON.stringify escapes C0 controls (CR, LF…) but leaves these raw: NEL and the Unicode line and
 // paragraph separators start a new line in some readers, bidi controls reorder what a human sees.
 const LINE_BREAKING = /[\u0085\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+// Printable ASCII but `"` and `\`: such a string is its own JSON, quoted, and cannot break a line.
+const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
 
 function escapeChar(char: string): string {
   return `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`;
@@ -14,7 +16,7 @@ function escapeChar(char: string): string {
  * or reorder the text.
  */
 export function toEventLine(event: AuditEvent): string {
-  return toJsonLine(event);
+  return `${eventJson(event)}\n`;
 }
 
 /** Any JSON value as one line-safe line (the dead-letter file's records too). */
@@ -32,6 +34,139 @@ export function toLineSafeJson(value: unknown): string {
 /** A batch as JSON lines. */
 export function toEventLines(events: readonly AuditEvent[]): string {
   let out = '';
-  for (const event of events) out += toEventLine(event);
+  for (const event of events) out += `${eventJson(event)}\n`;
   return out;
+}
+
+const EVENT_KEYS = ['id', 'timestamp', 'action', 'outcome', 'actor', 'resource', 'metadata', 'context', 'error', 'metadata_truncated'];
+const ACTOR_KEYS = ['id', 'type', 'email', 'ip', 'user_agent', 'impersonator'];
+const CONTEXT_KEYS = ['request_id', 'session_id', 'tenant_id', 'method', 'route', 'path', 'status_code', 'duration_ms'];
+
+/**
+ * `toLineSafeJson(event)`, the same text, built field by field: an event's strings are mostly plain ASCII, which
+ * is its own JSON and needs no scan for line breakers. Only the metadata, and any string that is not plain, go
+ * through JSON.stringify. An event of another shape (keys in another order, keys of its own, values of other
+ * types) is serialized by JSON.stringify as it is.
+ */
+export function eventJson(event: AuditEvent): string {
+  if (!hasShape(event)) return toLineSafeJson(event);
+  let out = `{"id":${text(event.id)},"timestamp":${text(event.timestamp)},"action":${text(event.action)},"outcome":${text(event.outcome)},"actor":${actorJson(event.actor)},"resource":{"type":${text(event.resource.type)},"id":${text(event.resource.id)}},"metadata":${toLineSafeJson(event.metadata)}`;
+  if (event.context !== undefined) out += `,"context":${contextJson(event.context)}`;
+  const error = event.error;
+  if (error !== undefined) {
+    out += `,"error":{"name":${text(error.name)},"message":${text(error.message)}`;
+    out += error.status_code === undefined ? '}' : `,"status_code":${JSON.stringify(error.status_code)}}`;
+  }
+  if (event.metadata_truncated !== undefined) out += `,"metadata_truncated":${event.metadata_truncated ? 'true' : 'false'}`;
+  return `${out}}`;
+}
+
+function text(value: string): string {
+  if (value.length <= 64) {
+    for (let i = 0; i < value.length; i++) {
+      const code = value.charCodeAt(i);
+      if (code < 0x20 || code > 0x7e || code === 0x22 || code === 0x5c) return toLineSafeJson(value);
+    }
+    return `"${value}"`;
+  }
+  return PLAIN.test(value) ? `"${value}"` : toLineSafeJson(value);
+}
+
+function actorJson(actor: AuditActor): string {
+  let out = `{"id":${text(actor.id)}`;
+  if (actor.type !== undefined) out += `,"type":${text(actor.type)}`;
+  if (actor.email !== undefined) out += `,"email":${text(actor.email)}`;
+  if (actor.ip !== undefined) out += `,"ip":${text(actor.ip)}`;
+  if (actor.user_agent !== undefined) out += `,"user_agent":${text(actor.user_agent)}`;
+  const impersonator = actor.impersonator;
+  if (impersonator !== undefined) {
+    out += `,"impersonator":{"id":${text(impersonator.id)}`;
+    if (impersonator.type !== undefined) out += `,"type":${text(impersonator.type)}`;
+    if (impersonator.email !== undefined) out += `,"email":${text(impersonator.email)}`;
+    out += '}';
+  }
+  return `${out}}`;
+}
+
+function contextJson(context: AuditEventContext): string {
+  let out = '';
+  const add = (key: string, json: string) => (out += `${out ? ',' : '{'}"${key}":${json}`);
+  if (context.request_id !== undefined) add('request_id', text(context.request_id));
+  if (context.session_id !== undefined) add('session_id', text(context.session_id));
+  if (context.tenant_id !== undefined) add('tenant_id', text(context.tenant_id));
+  if (context.method !== undefined) add('method', text(context.method));
+  if (context.route !== undefined) add('route', text(context.route));
+  if (context.path !== undefined) add('path', text(context.path));
+  if (context.status_code !== undefined) add('status_code', JSON.stringify(context.status_code));
+  if (context.duration_ms !== undefined) add('duration_ms', JSON.stringify(context.duration_ms));
+  return out ? `${out}}` : '{}';
+}
+
+/**
+ * Whether `event` has exactly the shape eventJson writes: own keys among the known ones and in their
+ * order, strings where strings go, plain objects with known keys (in order) for actor, resource,
+ * context and error. Anything else is left to JSON.stringify, which writes it as it is.
+ */
+function hasShape(event: AuditEvent): boolean {
+  if (event === null || typeof event !== 'object' || Object.getPrototypeOf(event) !== Object.prototype) return false;
+  if (!inOrder(event, EVENT_KEYS)) return false;
+  if (typeof event.id !== 'string' || typeof event.timestamp !== 'string' || typeof event.action !== 'string' || typeof event.outcome !== 'string') return false;
+  if (!isActor(event.actor)) return false;
+  const resource = event.resource as unknown as Record<string, unknown>;
+  if (!isPlain(resource) || !inOrder(resource, ['type', 'id']) || typeof resource.type !== 'string' || typeof resource.id !== 'string') return false;
+  const context = event.context as unknown as Record<string, unknown> | undefined;
+  if (context !== undefined && !(isPlain(context) && inOrder(context, CONTEXT_KEYS) && fieldsAre(context, CONTEXT_KEYS))) return false;
+  const error = event.error as unknown as Record<string, unknown> | undefined;
+  if (error !== undefined) {
+    if (!isPlain(error) || !inOrder(error, ['name', 'message', 'status_code'])) return false;
+    if (typeof error.name !== 'string' || typeof error.message !== 'string' || (error.status_code !== undefined && typeof error.status_code !== 'number')) return false;
+  }
+  return event.metadata_truncated === undefined || typeof event.metadata_truncated === 'boolean';
+}
+
+function isActor(value: unknown): value is AuditActor {
+  const actor = value as Record<string, unknown>;
+  if (!isPlain(actor) || !inOrder(actor, ACTOR_KEYS)) return false;
+  for (const key of ['id', 'type', 'email', 'ip', 'user_agent']) {
+    const field = actor[key];
+    if (key === 'id' ? typeof field !== 'string' : field !== undefined && typeof field !== 'string') return false;
+  }
+  const impersonator = actor.impersonator as Record<string, unknown> | undefined;
+  if (impersonator === undefined) return true;
+  return (
+    isPlain(impersonator) &&
+    inOrder(impersonator, ['id', 'type', 'email']) &&
+    typeof impersonator.id === 'string' &&
+    (impersonator.type === undefined || typeof impersonator.type === 'string') &&
+    (impersonator.email === undefined || typeof impersonator.email === 'string')
+  );
+}
+
+function fieldsAre(context: Record<string, unknown>, keys: string[]): boolean {
+  for (const key of keys) {
+    const value = context[key];
+    if (value === undefined) continue;
+    if (key === 'status_code' || key === 'duration_ms' ? typeof value !== 'number' : typeof value !== 'string') return false;
+  }
+  return true;
+}
+
+function isPlain(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype;
+}
+
+/**
+ * Own enumerable keys all among `known`, in `known`'s order, none holding `undefined` (JSON.stringify would
+ * leave it out, and so does eventJson only by checking): an object JSON.stringify writes in that order.
+ */
+function inOrder(value: object, known: string[]): boolean {
+  let position = 0;
+  for (const key in value) {
+    if (!Object.prototype.hasOwnProperty.call(value, key)) return false;
+    while (position < known.length && known[position] !== key) position++;
+    if (position === known.length) return false;
+    if ((value as Record<string, unknown>)[key] === undefined) return false;
+    position++;
+  }
+  return true;
 }

@@ -1,0 +1,85 @@
+import { describe, expect, it } from '@jest/globals';
+import fc from 'fast-check';
+import type { AuditEvent } from '../event/audit-event.interface.js';
+import { eventJson, toEventLine, toLineSafeJson } from './event-line.js';
+
+// Strings with what a line-oriented reader trips over, and with what JSON must escape.
+const text = fc.string({
+  unit: fc.oneof(fc.constantFrom('a', 'Z', '"', '\\', '\n', '\r', '\u0001', '\u007f', 'é', '文', '😀', '\ud800', '\u2028', '\u2029', '\u0085', '\u202e'), fc.string({ unit: 'binary', minLength: 1, maxLength: 1 })),
+  maxLength: 80,
+});
+const optional = <T>(arbitrary: fc.Arbitrary<T>) => fc.option(arbitrary, { nil: undefined });
+const number = fc.oneof(fc.integer({ min: -1000, max: 100_000 }), fc.double());
+
+const anEvent = fc
+  .record({
+    id: text,
+    timestamp: text,
+    action: text,
+    outcome: fc.constantFrom('success', 'failure'),
+    actor: fc.record({
+      id: text,
+      type: optional(text),
+      email: optional(text),
+      ip: optional(text),
+      user_agent: optional(fc.oneof(text, fc.string({ minLength: 65, maxLength: 300 }))),
+      impersonator: optional(fc.record({ id: text, type: optional(text), email: optional(text) })),
+    }),
+    resource: fc.record({ type: text, id: text }),
+    metadata: fc.dictionary(text, fc.oneof(text, number, fc.boolean(), fc.constant(null), fc.array(text, { maxLength: 3 }))),
+    context: optional(
+      fc.record({
+        request_id: optional(text),
+        session_id: optional(text),
+        tenant_id: optional(text),
+        method: optional(text),
+        route: optional(text),
+        path: optional(text),
+        status_code: optional(fc.integer({ min: 100, max: 599 })),
+        duration_ms: optional(number),
+      }),
+    ),
+    error: optional(fc.record({ name: text, message: text, status_code: optional(fc.integer({ min: 100, max: 599 })) })),
+    metadata_truncated: optional(fc.boolean()),
+  })
+  // An event has no keys holding undefined: they are left out.
+  .map((event) => JSON.parse(JSON.stringify(event, (_key, value) => (typeof value === 'number' && !Number.isFinite(value) ? 0 : value))) as AuditEvent);
+
+describe('eventJson', () => {
+  it('writes exactly what JSON.stringify writes, line breakers escaped, for any event', () => {
+    fc.assert(
+      fc.property(anEvent, (event) => {
+        expect(eventJson(event)).toBe(toLineSafeJson(event));
+        const line = toEventLine(event);
+        expect(line.endsWith('\n')).toBe(true);
+        expect(line.slice(0, -1)).not.toMatch(/[\n\r\u0085\u2028\u2029\u202a-\u202e\u2066-\u2069]/);
+        expect(JSON.parse(line)).toEqual(event);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('leaves events of another shape to JSON.stringify, as they are', () => {
+    const base: AuditEvent = { id: '1', timestamp: 't', action: 'a.b', outcome: 'success', actor: { id: 'u' }, resource: { type: 'r', id: '1' }, metadata: {} };
+    class Actor {
+      id = 'u';
+      toJSON() {
+        return { id: 'as-json' };
+      }
+    }
+    const odd: unknown[] = [
+      { ...base, extra: 'kept' },
+      { metadata: {}, id: '1', timestamp: 't', action: 'a.b', outcome: 'success', actor: { id: 'u' }, resource: { type: 'r', id: '1' } },
+      { ...base, actor: new Actor() },
+      { ...base, actor: { id: 'u', role: 'admin' } },
+      { ...base, resource: { id: '1', type: 'r' } },
+      { ...base, context: { path: '/x', method: 'GET' } },
+      { ...base, context: { status_code: '200' } },
+      { ...base, error: { name: 'E', message: 'm', cause: 'c' } },
+      { ...base, outcome: 1 },
+      { ...base, metadata_truncated: 'yes' },
+      { ...base, toJSON: () => ({ replaced: true }) },
+    ];
+    for (const event of odd) expect(eventJson(event as AuditEvent)).toBe(toLineSafeJson(event));
+  });
+});
