@@ -23,7 +23,6 @@ import type {
   AuditOutcome,
 } from './audit-event.interface.js';
 import { DiffUnavailable, auditDiff } from './audit.diff.js';
-import { rememberEventSize } from './audit.event-size.js';
 import { assertValidLogInput, MAX_RESOURCE_ID_LENGTH, type AuditLogInput } from './audit.event-schema.js';
 import { ActorCopy, MAX_USER_AGENT, Unreadable, cleanActor, describe, errorInfo, readActor, readError } from './audit.input-copy.js';
 import { AuditPseudonymizer } from './audit.pseudonymizer.js';
@@ -52,8 +51,6 @@ export interface HttpEnding {
 export class AuditRecorder implements AuditEventTarget, OnApplicationShutdown {
   private readonly logger = new RateLimitedLogger();
   readonly redactor: AuditRedactor;
-  /** The metadata size of the event built last; build() and send() run back to back. */
-  private lastMetadataBytes = 0;
   readonly pseudonymizer: AuditPseudonymizer | undefined;
   /** The `systemActor` option, cleaned once. */
   private readonly systemActor: AuditActor;
@@ -218,7 +215,6 @@ export class AuditRecorder implements AuditEventTarget, OnApplicationShutdown {
     const context = store ? this.contextOf(store) : undefined;
     if (context) event.context = context;
     if (snapshot.truncated) event.metadata_truncated = true;
-    this.lastMetadataBytes = snapshot.bytes;
     return event;
   }
 
@@ -388,7 +384,6 @@ export class AuditRecorder implements AuditEventTarget, OnApplicationShutdown {
       id = 'unknown';
       reason = 'unknown error';
     }
-    this.lastMetadataBytes = reason.length * 6 + 64;
     return {
       id: uuidv7(now),
       timestamp: isoTimestamp(now),
@@ -413,7 +408,6 @@ export class AuditRecorder implements AuditEventTarget, OnApplicationShutdown {
         return; // cannot happen (constant replacement of own fields); never send them in clear
       }
     }
-    rememberEventSize(event, this.lastMetadataBytes);
     try {
       this.transport.send(event);
     } catch (error) {

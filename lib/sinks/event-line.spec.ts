@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import type { AuditEvent } from '../event/audit-event.interface.js';
-import { eventJson, toEventLine, toLineSafeJson } from './event-line.js';
+import { eventJson, eventJsonBytes, toEventLine, toLineSafeJson } from './event-line.js';
 
 // Strings with what a line-oriented reader trips over, and with what JSON must escape.
 const text = fc.string({
@@ -49,7 +49,10 @@ describe('eventJson', () => {
   it('writes exactly what JSON.stringify writes, line breakers escaped, for any event', () => {
     fc.assert(
       fc.property(anEvent, (event) => {
-        expect(eventJson(event)).toBe(toLineSafeJson(event));
+        const json = eventJson(event);
+        expect(json).toBe(toLineSafeJson(event));
+        // What a transport counts against maxQueueBytes: the UTF-8 size of what it holds, exactly.
+        expect(eventJsonBytes(json)).toBe(Buffer.byteLength(json));
         const line = toEventLine(event);
         expect(line.endsWith('\n')).toBe(true);
         expect(line.slice(0, -1)).not.toMatch(/[\n\r\u0085\u2028\u2029\u202a-\u202e\u2066-\u2069]/);
@@ -80,6 +83,10 @@ describe('eventJson', () => {
       { ...base, metadata_truncated: 'yes' },
       { ...base, toJSON: () => ({ replaced: true }) },
     ];
-    for (const event of odd) expect(eventJson(event as AuditEvent)).toBe(toLineSafeJson(event));
+    for (const event of odd) {
+      const json = eventJson(event as AuditEvent);
+      expect(json).toBe(toLineSafeJson(event));
+      expect(eventJsonBytes(json)).toBe(Buffer.byteLength(json));
+    }
   });
 });

@@ -5,6 +5,9 @@ import type { AuditActor, AuditEvent, AuditEventContext } from '../event/audit-e
 const LINE_BREAKING = /[\u0085\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
 // Printable ASCII but `"` and `\`: such a string is its own JSON, quoted, and cannot break a line.
 const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+const NON_ASCII = /[^\x00-\x7f]/;
+// UTF-8 bytes beyond one per character in the JSON eventJson() wrote last (see eventJsonBytes()).
+let extraBytes = 0;
 
 function escapeChar(char: string): string {
   return `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`;
@@ -31,10 +34,26 @@ export function toLineSafeJson(value: unknown): string {
   return LINE_BREAKING.test(json) ? json.replace(LINE_BREAKING, escapeChar) : json;
 }
 
+// The JSON of each event of a batch, as the transport serialized them when it took them in: a sink of this
+// package writes those instead of serializing the batch again. Keyed by the batch's array, once per batch.
+const batchJson = new WeakMap<readonly AuditEvent[], readonly string[]>();
+
+/** Remembers the JSON of each event of `events` (as eventJson() wrote it), for the sinks that write JSON. */
+export function rememberBatchJson(events: readonly AuditEvent[], json: readonly string[]): void {
+  batchJson.set(events, json);
+}
+
+/** The JSON of each event of the batch, as remembered or made now. */
+export function eventsJson(events: readonly AuditEvent[]): readonly string[] {
+  return batchJson.get(events) ?? events.map(eventJson);
+}
+
 /** A batch as JSON lines. */
 export function toEventLines(events: readonly AuditEvent[]): string {
+  const json = batchJson.get(events);
   let out = '';
-  for (const event of events) out += `${eventJson(event)}\n`;
+  if (json) for (let i = 0; i < json.length; i++) out += `${json[i]}\n`;
+  else for (const event of events) out += `${eventJson(event)}\n`;
   return out;
 }
 
@@ -49,8 +68,9 @@ const CONTEXT_KEYS = ['request_id', 'session_id', 'tenant_id', 'method', 'route'
  * types) is serialized by JSON.stringify as it is.
  */
 export function eventJson(event: AuditEvent): string {
-  if (!hasShape(event)) return toLineSafeJson(event);
-  let out = `{"id":${text(event.id)},"timestamp":${text(event.timestamp)},"action":${text(event.action)},"outcome":${text(event.outcome)},"actor":${actorJson(event.actor)},"resource":{"type":${text(event.resource.type)},"id":${text(event.resource.id)}},"metadata":${toLineSafeJson(event.metadata)}`;
+  extraBytes = 0;
+  if (!hasShape(event)) return counted(toLineSafeJson(event));
+  let out = `{"id":${text(event.id)},"timestamp":${text(event.timestamp)},"action":${text(event.action)},"outcome":${text(event.outcome)},"actor":${actorJson(event.actor)},"resource":{"type":${text(event.resource.type)},"id":${text(event.resource.id)}},"metadata":${counted(toLineSafeJson(event.metadata))}`;
   if (event.context !== undefined) out += `,"context":${contextJson(event.context)}`;
   const error = event.error;
   if (error !== undefined) {
@@ -61,15 +81,29 @@ export function eventJson(event: AuditEvent): string {
   return `${out}}`;
 }
 
+/**
+ * The UTF-8 size of the JSON `eventJson()` just returned (pass it that string): its length, plus what its
+ * few non-ASCII parts add, counted as they were written. What a transport holds is bounded by this.
+ */
+export function eventJsonBytes(json: string): number {
+  return json.length + extraBytes;
+}
+
+/** A part written as JSON.stringify wrote it: its bytes beyond one per character are counted. */
+function counted(json: string): string {
+  if (NON_ASCII.test(json)) extraBytes += Buffer.byteLength(json) - json.length;
+  return json;
+}
+
 function text(value: string): string {
   if (value.length <= 64) {
     for (let i = 0; i < value.length; i++) {
       const code = value.charCodeAt(i);
-      if (code < 0x20 || code > 0x7e || code === 0x22 || code === 0x5c) return toLineSafeJson(value);
+      if (code < 0x20 || code > 0x7e || code === 0x22 || code === 0x5c) return counted(toLineSafeJson(value));
     }
     return `"${value}"`;
   }
-  return PLAIN.test(value) ? `"${value}"` : toLineSafeJson(value);
+  return PLAIN.test(value) ? `"${value}"` : counted(toLineSafeJson(value));
 }
 
 function actorJson(actor: AuditActor): string {

@@ -3,6 +3,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { AuditEvent } from '../event/audit-event.interface.js';
 import { AuditSinkError, type AuditSink } from './audit.sink.js';
+import { eventsJson } from './event-line.js';
 
 /** Options of {@link HttpAuditSink}. @publicApi */
 export interface HttpAuditSinkOptions {
@@ -50,7 +51,8 @@ export class HttpAuditSink implements AuditSink {
 
   write(events: AuditEvent[]): Promise<void> {
     if (events.length === 0) return Promise.resolve();
-    const body = Buffer.from(JSON.stringify({ events }), 'utf8');
+    // The events as the transport serialized them when it took them in (line-safe JSON is JSON too).
+    const body = Buffer.from(`{"events":[${eventsJson(events).join(',')}]}`, 'utf8');
     return new Promise<void>((resolve, reject) => {
       let settled = false;
       const finish = (error?: AuditSinkError) => {

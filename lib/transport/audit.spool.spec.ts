@@ -8,6 +8,7 @@ import { AuditSpoolLockedError } from '../audit.errors.js';
 import { RateLimitedLogger } from '../audit.logger.js';
 import type { AuditEvent } from '../event/audit-event.interface.js';
 import type { AuditSink } from '../sinks/audit.sink.js';
+import { eventJson } from '../sinks/event-line.js';
 import { AuditSpool } from './audit.spool.js';
 import { BatchingAuditTransport, type BatchingAuditTransportOptions } from './batching.transport.js';
 
@@ -50,7 +51,7 @@ describe('AuditSpool', () => {
 
   it('appends JSON lines (the event and its checksum), and deletes a segment once all of it is acknowledged', async () => {
     const spool = new AuditSpool({ dir, segmentBytes: 600 }, warn);
-    const positions = Array.from({ length: 10 }, (_, i) => spool.append(spool.encode(event(i))));
+    const positions = Array.from({ length: 10 }, (_, i) => spool.append(spool.encode(eventJson(event(i)))));
     await spool.flushWrites();
     await spool.flushWrites();
     expect(segmentFiles(dir).length).toBeGreaterThan(1);
@@ -65,7 +66,7 @@ describe('AuditSpool', () => {
 
   it('after a restart, replays exactly what was not acknowledged, in order', async () => {
     const first = new AuditSpool({ dir }, warn);
-    const positions = Array.from({ length: 10 }, (_, i) => first.append(first.encode(event(i))));
+    const positions = Array.from({ length: 10 }, (_, i) => first.append(first.encode(eventJson(event(i)))));
     await first.flushWrites();
     first.ack(positions.slice(0, 4));
     await first.close();
@@ -84,7 +85,7 @@ describe('AuditSpool', () => {
 
   it('skips a half-written tail with a warning, never a crash, and says it is counted', async () => {
     const first = new AuditSpool({ dir }, warn);
-    for (let i = 0; i < 3; i++) first.append(first.encode(event(i)));
+    for (let i = 0; i < 3; i++) first.append(first.encode(eventJson(event(i))));
     await first.close();
     appendFileSync(join(dir, segmentFiles(dir)[0]), '{"crc":"0badf00d","event":{"id":"id-torn","timestamp":"2026');
     const second = new AuditSpool({ dir }, warn);
@@ -96,7 +97,7 @@ describe('AuditSpool', () => {
 
   it('detects a damaged byte or a changed string by the line checksum, at the right line, read in many small chunks', async () => {
     const first = new AuditSpool({ dir }, warn);
-    for (let i = 0; i < 6; i++) first.append(first.encode(event(i, 30)));
+    for (let i = 0; i < 6; i++) first.append(first.encode(eventJson(event(i, 30))));
     await first.close();
     const file = join(dir, segmentFiles(dir)[0]);
     const data = readFileSync(file);
@@ -118,7 +119,7 @@ describe('AuditSpool', () => {
 
   it('knows when it is full', async () => {
     const spool = new AuditSpool({ dir, maxBytes: 1000 }, warn);
-    while (spool.fits(300)) spool.append(spool.encode(event(1)));
+    while (spool.fits(300)) spool.append(spool.encode(eventJson(event(1))));
     expect(spool.bytes).toBeLessThanOrEqual(1000);
     await spool.close();
   });

@@ -17,7 +17,6 @@ import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { AuditEvent } from '../event/audit-event.interface.js';
 import { AUDIT_DEFAULTS } from '../audit.options.js';
-import { toLineSafeJson } from '../sinks/event-line.js';
 import { acquireSpoolLock, type SpoolLock } from './audit.spool-lock.js';
 
 /**
@@ -162,9 +161,8 @@ export class AuditSpool {
     return this.cursor !== undefined;
   }
 
-  /** The line for an event: its JSON (line-safe) wrapped with the CRC-32 of its bytes. */
-  encode(event: AuditEvent): SpoolLine {
-    const json = toLineSafeJson(event);
+  /** The line for an event's JSON (line-safe, as eventJson() writes it) wrapped with the CRC-32 of its bytes. */
+  encode(json: string): SpoolLine {
     const crc = crc32(json).toString(16).padStart(8, '0');
     const text = `${LINE_HEAD}${crc}${LINE_MIDDLE}${json}}\n`;
     return { text, bytes: Buffer.byteLength(text) };

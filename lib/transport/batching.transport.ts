@@ -4,10 +4,9 @@ import { AUDIT_DEFAULTS } from '../audit.options.js';
 import { RateLimitedLogger } from '../audit.logger.js';
 import { MESSAGES } from '../audit.messages.js';
 import type { AuditEvent } from '../event/audit-event.interface.js';
-import { eventSize } from '../event/audit.event-size.js';
 import { AuditRedactor } from '../event/audit.redaction.js';
 import type { AuditSink } from '../sinks/audit.sink.js';
-import { toJsonLine } from '../sinks/event-line.js';
+import { eventJson, eventJsonBytes, rememberBatchJson, toJsonLine } from '../sinks/event-line.js';
 import { SettledSequence } from './audit.sequence.js';
 import { AuditSpool, type AuditSpoolOptions, type SpoolLine, type SpoolPosition } from './audit.spool.js';
 import { backoffDelay, classifyFailure, type AuditRetryOptions } from './audit.retry.js';
@@ -72,8 +71,13 @@ export interface BatchingAuditTransportOptions {
   scrub?: (text: string) => string;
 }
 
+/** How many batches' worth of queued events keep their JSON for the sinks. */
+const KEEP_JSON_BATCHES = 4;
+
 interface Entry {
   event: AuditEvent;
+  /** The event as eventJson() wrote it; absent for an event read back from the spool. */
+  json?: string;
   bytes: number;
   position: SpoolPosition | undefined;
   /** Place in the stream of accepted events. */
@@ -275,19 +279,20 @@ export class BatchingAuditTransport extends AuditTransport {
   /** Takes `event` into the queue or the spool, or drops it (counted), by the bounds and the overflow policy. */
   private admit(event: AuditEvent): void {
     const spool = this.spool;
-    // With a spool the line is serialized anyway: its length is the event's exact size.
+    // Serialized once, here, off the caller's path: its length bounds memory exactly, and this package's sinks
+    // write this JSON rather than serialize the batch again.
+    let json: string;
     let line: SpoolLine | undefined;
-    if (spool) {
-      try {
-        line = spool.encode(event);
-      } catch (error) {
-        // Only an event not made by AuditModule can get here (a BigInt, a cycle): no sink could take it either.
-        this.logger.error('spool-encode', MESSAGES.callbackFailed('Serializing an event for the audit spool', this.describe(error)));
-        this.drop('corrupt', [event]);
-        return;
-      }
+    try {
+      json = eventJson(event);
+      if (spool) line = spool.encode(json);
+    } catch (error) {
+      // Only an event not made by AuditModule can get here (a BigInt, a cycle): no sink could take it either.
+      this.logger.error('encode', MESSAGES.callbackFailed('Serializing an audit event', this.describe(error)));
+      this.drop('corrupt', [event]);
+      return;
     }
-    const bytes = line ? line.bytes : eventSize(event);
+    const bytes = line ? line.bytes : eventJsonBytes(json);
     if (bytes > this.maxQueueBytes) {
       this.drop('queue_full', [event]); // could never be held in memory, nor read back into it
       return;
@@ -306,7 +311,10 @@ export class BatchingAuditTransport extends AuditTransport {
     const seq = this.accepted++;
     const position = spool?.append(line!);
     if (inMemory) {
-      this.push({ event, bytes, position, seq });
+      // The JSON is kept for the next few batches only: a queue that grows (a sink outage) holds the events
+      // alone, so memory stays what the bounds say; those are serialized again when they are written.
+      const keep = this.size + this.inFlightEvents < KEEP_JSON_BATCHES * this.maxBatchSize;
+      this.push({ event, json: keep ? json : undefined, bytes, position, seq });
     } else {
       if (this.diskOnly === 0) this.diskSeq = seq;
       this.diskOnly++;
@@ -598,7 +606,17 @@ export class BatchingAuditTransport extends AuditTransport {
 
   /** Writes one batch to every sink, each with its own retries. */
   private async deliver(batch: Batch): Promise<void> {
-    const events = batch.entries.map((entry) => entry.event);
+    const { entries } = batch;
+    const events = new Array<AuditEvent>(entries.length);
+    const json = new Array<string>(entries.length);
+    let serialized = true;
+    for (let i = 0; i < entries.length; i++) {
+      events[i] = entries[i].event;
+      const text = entries[i].json;
+      if (text === undefined) serialized = false;
+      else json[i] = text;
+    }
+    if (serialized) rememberBatchJson(events, json);
     await Promise.all(this.sinks.map((state, i) => this.deliverTo(state, events, batch.progress[i])));
   }
 
