@@ -141,9 +141,19 @@ export class AuditHttpCapture implements OnApplicationBootstrap {
       },
     };
     raw[STORE_KEY] = store;
-    response.once('close', () => this.end(store, response));
+    // One listener function for every response (no closure, no once() wrapper per request): end() runs once.
+    (response as RawResponse & { [STORE_KEY]?: AuditStore })[STORE_KEY] = store;
+    response.on('close', this.onClose);
     return store;
   }
+
+  private readonly onClose = (() => {
+    const capture = this;
+    return function (this: RawResponse & { [STORE_KEY]?: AuditStore }): void {
+      const store = this[STORE_KEY];
+      if (store) capture.end(store, this);
+    };
+  })();
 
   private end(store: AuditStore, response: RawResponse): void {
     const http = store.http!;

@@ -22,7 +22,9 @@ export function ensureRequestId(store: AuditStore): string {
 /** The path of a URL without its query string or fragment. */
 export function pathOf(url: string | undefined): string {
   if (!url) return '/';
-  const end = url.search(/[?#]/);
+  const query = url.indexOf('?');
+  const fragment = url.indexOf('#');
+  const end = query === -1 ? fragment : fragment === -1 ? query : Math.min(query, fragment);
   return end === -1 ? url : url.slice(0, end);
 }
 
