@@ -5,7 +5,7 @@ import 'reflect-metadata';
 import pg from 'pg';
 import { randomBytes } from 'node:crypto';
 import { makeEvent } from '../test/fixtures/postgres.fixture.js';
-import { machine, QUICK } from './harness.js';
+import { machine, QUICK, report, rowOf } from './harness.js';
 
 // The built package, as users and the CLI run it (`bench/run.mjs` builds first): verify() starts worker threads,
 // which under the TypeScript loader would compile the sources again on every start.
@@ -92,6 +92,12 @@ const bareRatios = storeRates.map((rate, i) => rate / bareRates[i]).sort((a, b) 
 console.log(`| store ÷ naive, bare table (per round) | ${median(bareRatios).toFixed(1)} | ${bareRatios[0].toFixed(1)} | ${bareRatios.at(-1)!.toFixed(1)} | | |`);
 row(`verify() events/s (${verified.checked} events, ok: ${verified.ok}, 3 runs)`, verifyRates, 50_000);
 
+// Goal 10 of the benchmark issue: the store's rates beside the store issue's floors, in the one table.
+report('store', [
+  rowOf('10. store.write() events/s', 'floor', storeRates.map((rate) => rate / 20_000), median(storeRates), { min: 1 }, 'events/s'),
+  rowOf('10. store.write() ÷ naive INSERT, same table', 'naive', ratios, median(naiveRates), { min: 10 }, 'events/s naive'),
+  rowOf('10. verify() events/s', 'floor', verifyRates.map((rate) => rate / 50_000), median(verifyRates), { min: 1 }, 'events/s'),
+]);
 await store.close();
 await pool.query(`DROP SCHEMA "${schema}" CASCADE`);
 await pool.end();

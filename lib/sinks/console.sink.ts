@@ -1,6 +1,6 @@
 import type { AuditEvent } from '../event/audit-event.interface.js';
 import type { AuditSink } from './audit.sink.js';
-import { toEventLines } from './event-line.js';
+import { toEventLines, WRITES_JSON } from './event-line.js';
 
 /** Options of {@link ConsoleAuditSink}. @publicApi */
 export interface ConsoleAuditSinkOptions {
@@ -15,6 +15,9 @@ export interface ConsoleAuditSinkOptions {
  * @publicApi
  */
 export class ConsoleAuditSink implements AuditSink {
+  /** Writes the JSON the transport made when it took each event in. @internal */
+  readonly [WRITES_JSON] = true;
+
   private readonly stream: NodeJS.WritableStream;
 
   constructor(options: ConsoleAuditSinkOptions = {}) {

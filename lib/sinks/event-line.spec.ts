@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import type { AuditEvent } from '../event/audit-event.interface.js';
-import { eventJson, eventJsonBytes, toEventLine, toLineSafeJson } from './event-line.js';
+import { eventJson, eventJsonBytes, jsonBytes, toEventLine, toLineSafeJson } from './event-line.js';
 
 // Strings with what a line-oriented reader trips over, and with what JSON must escape.
 const text = fc.string({
@@ -88,5 +88,33 @@ describe('eventJson', () => {
       expect(json).toBe(toLineSafeJson(event));
       expect(eventJsonBytes(json)).toBe(Buffer.byteLength(json));
     }
+  });
+});
+
+describe('jsonBytes', () => {
+  it('is the UTF-8 size of JSON.stringify for plain data, whatever it holds', () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), (value) => {
+        expect(jsonBytes(value)).toBe(Buffer.byteLength(JSON.stringify(value)));
+      }),
+      { numRuns: 2000 },
+    );
+    fc.assert(
+      fc.property(anEvent, (event) => {
+        expect(jsonBytes(event)).toBe(Buffer.byteLength(JSON.stringify(event)));
+      }),
+      { numRuns: 1000 },
+    );
+    const odd = { a: undefined, b: () => 1, c: [undefined, Symbol('s')], d: -0, e: NaN };
+    expect(jsonBytes(odd)).toBe(Buffer.byteLength(JSON.stringify(odd)));
+  });
+
+  it('declines what it cannot size without serializing: toJSON, class instances, BigInt, deep nesting', () => {
+    class Point {
+      x = 1;
+    }
+    let deep: unknown = 1;
+    for (let i = 0; i < 100; i++) deep = [deep];
+    for (const value of [new Date(0), { toJSON: () => 1 }, new Point(), { n: 1n }, deep, new Map()]) expect(jsonBytes(value)).toBe(-1);
   });
 });

@@ -2,7 +2,7 @@ import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { AuditEvent } from '../event/audit-event.interface.js';
 import type { AuditSink } from './audit.sink.js';
-import { toEventLines } from './event-line.js';
+import { toEventLines, WRITES_JSON } from './event-line.js';
 
 /** Options of {@link FileAuditSink}. @publicApi */
 export interface FileAuditSinkOptions {
@@ -21,6 +21,9 @@ export interface FileAuditSinkOptions {
  * @publicApi
  */
 export class FileAuditSink implements AuditSink {
+  /** Writes the JSON the transport made when it took each event in. @internal */
+  readonly [WRITES_JSON] = true;
+
   readonly path: string;
   private handle: Promise<FileHandle> | undefined;
   private tail: Promise<unknown> = Promise.resolve();

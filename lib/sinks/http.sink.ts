@@ -3,7 +3,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { AuditEvent } from '../event/audit-event.interface.js';
 import { AuditSinkError, type AuditSink } from './audit.sink.js';
-import { eventsJson } from './event-line.js';
+import { eventsJson, WRITES_JSON } from './event-line.js';
 
 /** Options of {@link HttpAuditSink}. @publicApi */
 export interface HttpAuditSinkOptions {
@@ -24,6 +24,9 @@ export interface HttpAuditSinkOptions {
  * @publicApi
  */
 export class HttpAuditSink implements AuditSink {
+  /** Writes the JSON the transport made when it took each event in. @internal */
+  readonly [WRITES_JSON] = true;
+
   private readonly url: URL;
   private readonly timeoutMs: number;
   private readonly agent: http.Agent;

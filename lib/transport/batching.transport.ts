@@ -6,7 +6,7 @@ import { MESSAGES } from '../audit.messages.js';
 import type { AuditEvent } from '../event/audit-event.interface.js';
 import { AuditRedactor } from '../event/audit.redaction.js';
 import type { AuditSink } from '../sinks/audit.sink.js';
-import { eventJson, eventJsonBytes, rememberBatchJson, toJsonLine } from '../sinks/event-line.js';
+import { eventJson, eventJsonBytes, jsonBytes, rememberBatchJson, toJsonLine, WRITES_JSON } from '../sinks/event-line.js';
 import { SettledSequence } from './audit.sequence.js';
 import { AuditSpool, type AuditSpoolOptions, type SpoolLine, type SpoolPosition } from './audit.spool.js';
 import { backoffDelay, classifyFailure, type AuditRetryOptions } from './audit.retry.js';
@@ -157,6 +157,8 @@ export class BatchingAuditTransport extends AuditTransport {
   private readonly logger: RateLimitedLogger;
   private readonly scrub: (text: string) => string;
   private readonly spool: AuditSpool | undefined;
+  /** A sink writes the events' JSON (file, console, HTTP): each event is serialized when it is taken in. */
+  private readonly serializes: boolean;
   private readonly deadLetterPath: string;
 
   // A growable ring buffer: O(1) at both ends, and no slot keeps a sent event alive.
@@ -209,6 +211,7 @@ export class BatchingAuditTransport extends AuditTransport {
       throw new TypeError('BatchingAuditTransport: options.sink must be an AuditSink or a non-empty array of them');
     }
     this.sinks = sinks.map((sink) => ({ sink, name: sink.constructor?.name ?? 'AuditSink', delivered: 0, failures: 0, lastError: undefined }));
+    this.serializes = sinks.some((sink) => (sink as { [WRITES_JSON]?: boolean })[WRITES_JSON] === true);
     this.flushInterval = options.flushInterval ?? AUDIT_DEFAULTS.flushInterval;
     this.maxBatchSize = options.maxBatchSize ?? AUDIT_DEFAULTS.maxBatchSize;
     this.maxQueueSize = options.maxQueueSize ?? AUDIT_DEFAULTS.maxQueueSize;
@@ -240,7 +243,7 @@ export class BatchingAuditTransport extends AuditTransport {
         this.diskOnly = pending;
         this.flushTarget = this.accepted;
         this.logger.warn('spool-recovered', MESSAGES.spoolRecovered(pending, this.spool.dir));
-        this.immediate = setImmediate(this.onImmediate).unref();
+        this.immediate = setImmediate(this.onImmediate);
       }
     }
   }
@@ -260,7 +263,9 @@ export class BatchingAuditTransport extends AuditTransport {
     // What the caller waits for is a push: sizing and the bounds run in bulk, on the next turn of the loop.
     const intake = this.intake;
     intake.push(event);
-    if (intake.length === 1) this.immediate ??= setImmediate(this.onImmediate).unref();
+    // Not unref()'d: an unref'd immediate waits for whatever next wakes an idle loop (a timer a second away);
+    // a ref'd one runs on the next turn and holds nothing after it.
+    if (intake.length === 1) this.immediate ??= setImmediate(this.onImmediate);
     // Never more events waiting to be sized than the queue could hold: beyond, admitted now, as they come.
     if (intake.length + this.size + this.inFlightEvents >= this.maxQueueSize) {
       this.admitIntake();
@@ -279,20 +284,24 @@ export class BatchingAuditTransport extends AuditTransport {
   /** Takes `event` into the queue or the spool, or drops it (counted), by the bounds and the overflow policy. */
   private admit(event: AuditEvent): void {
     const spool = this.spool;
-    // Serialized once, here, off the caller's path: its length bounds memory exactly, and this package's sinks
-    // write this JSON rather than serialize the batch again.
-    let json: string;
+    // Measured once, here, off the caller's path. When a sink writes JSON the event is serialized now: that
+    // JSON's length bounds memory exactly, and the sinks write it rather than serialize the batch again.
+    let json: string | undefined;
     let line: SpoolLine | undefined;
-    try {
-      json = eventJson(event);
-      if (spool) line = spool.encode(json);
-    } catch (error) {
-      // Only an event not made by AuditModule can get here (a BigInt, a cycle): no sink could take it either.
-      this.logger.error('encode', MESSAGES.callbackFailed('Serializing an audit event', this.describe(error)));
-      this.drop('corrupt', [event]);
-      return;
+    let bytes = this.serializes || spool ? -1 : jsonBytes(event);
+    if (bytes < 0) {
+      try {
+        json = eventJson(event);
+        if (spool) line = spool.encode(json);
+      } catch (error) {
+        // Only an event not made by AuditModule can get here (a BigInt, a cycle): no sink could take it either.
+        this.logger.error('encode', MESSAGES.callbackFailed('Serializing an audit event', this.describe(error)));
+        this.drop('corrupt', [event]);
+        return;
+      }
+      bytes = line ? line.bytes : eventJsonBytes(json);
+      if (!this.serializes) json = undefined;
     }
-    const bytes = line ? line.bytes : eventJsonBytes(json);
     if (bytes > this.maxQueueBytes) {
       this.drop('queue_full', [event]); // could never be held in memory, nor read back into it
       return;
@@ -448,7 +457,7 @@ export class BatchingAuditTransport extends AuditTransport {
   private schedule(): void {
     if (this.size >= this.maxBatchSize || this.diskOnly > 0) {
       // The next turn of the loop, not now: the sink's work stays off the caller's path.
-      this.immediate ??= setImmediate(this.onImmediate).unref();
+      this.immediate ??= setImmediate(this.onImmediate);
     } else if (!this.timer) {
       this.timer = setTimeout(this.onTimer, this.flushInterval).unref();
     }

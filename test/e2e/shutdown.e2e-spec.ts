@@ -75,4 +75,13 @@ describe('shutdown of an app whose sink fails or hangs, in a child process', () 
     expect(result.exitAfterReport).toBeLessThan(1500);
     expect(Date.now() - started).toBeLessThan(10_000);
   });
+
+  it('admits an event sent into an idle loop on the next turn, not when something else wakes the loop', async () => {
+    const result = await run('test/scripts/idle-loop-sends.ts', [], 15_000);
+    expect(result.code).toBe(0);
+    const { longest, delivered } = JSON.parse(result.lines[0]);
+    expect(delivered).toBe(4);
+    // flushInterval is 300 ms; an event left waiting for the next wake-up arrived after ~600.
+    expect(longest).toBeLessThan(300 * 1.2);
+  });
 });
