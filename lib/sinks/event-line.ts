@@ -27,7 +27,10 @@ export function toJsonLine(value: unknown): string {
 
 /** `JSON.stringify`, with the characters that break or reorder a line escaped; no trailing `\n`. */
 export function toLineSafeJson(value: unknown): string {
-  const json = JSON.stringify(value);
+  return lineSafe(JSON.stringify(value));
+}
+
+function lineSafe(json: string): string {
   LINE_BREAKING.lastIndex = 0;
   return LINE_BREAKING.test(json) ? json.replace(LINE_BREAKING, escapeChar) : json;
 }
@@ -39,24 +42,12 @@ let lastAscii = true;
 export function eventJson(event: AuditEvent): string {
   const json = JSON.stringify(event);
   lastAscii = !NON_ASCII.test(json);
-  if (lastAscii) return json;
-  LINE_BREAKING.lastIndex = 0;
-  return LINE_BREAKING.test(json) ? json.replace(LINE_BREAKING, escapeChar) : json;
+  return lastAscii ? json : lineSafe(json);
 }
 
 /** The UTF-8 size of the JSON `eventJson()` just returned (pass it that string): what a transport holds. */
 export function eventJsonBytes(json: string): number {
   return lastAscii ? json.length : Buffer.byteLength(json);
-}
-
-/**
- * `Buffer.byteLength(JSON.stringify(value))` without building the string, for a transport whose sinks take
- * the events as objects (and would not use the JSON): plain objects and arrays, strings, numbers, booleans,
- * null — undefined, functions and symbols as JSON.stringify treats them — or -1 for anything else (a
- * `toJSON`, a class instance, a BigInt, more than 64 levels), which the caller then serializes.
- */
-export function jsonBytes(value: unknown, depth = 0): number {
-  return plainJsonSize(value, depth);
 }
 
 // The JSON of each event of a batch, as the transport serialized them when it took them in: a sink of this
@@ -91,12 +82,12 @@ export const WRITES_JSON = Symbol.for('nestjs-audit:writes-json');
 const MAX_WALK_DEPTH = 64;
 
 /**
- * `Buffer.byteLength(JSON.stringify(value))` for plain JSON data — plain objects and arrays, strings,
- * numbers, booleans, null (undefined, functions and symbols as JSON.stringify treats them) — computed
- * without building the string, or -1 for anything else (a `toJSON`, a class instance, a BigInt, more
- * than 64 levels): then the caller serializes.
+ * `Buffer.byteLength(JSON.stringify(value))` without building the string, for a transport whose sinks take
+ * the events as objects (and would not use the JSON): plain objects and arrays, strings, numbers, booleans,
+ * null — undefined, functions and symbols as JSON.stringify treats them — or -1 for anything else (a
+ * `toJSON`, a class instance, a BigInt, more than 64 levels), which the caller then serializes.
  */
-function plainJsonSize(value: unknown, depth = 0): number {
+export function jsonBytes(value: unknown, depth = 0): number {
   switch (typeof value) {
     case 'string':
       return textSize(value);
@@ -119,7 +110,7 @@ function plainJsonSize(value: unknown, depth = 0): number {
       const type = typeof item;
       if (item === undefined || type === 'function' || type === 'symbol') bytes += 4; // null
       else {
-        const size = plainJsonSize(item, depth + 1);
+        const size = jsonBytes(item, depth + 1);
         if (size < 0) return -1;
         bytes += size;
       }
@@ -135,7 +126,7 @@ function plainJsonSize(value: unknown, depth = 0): number {
     const item = (value as Record<string, unknown>)[key];
     const type = typeof item;
     if (item === undefined || type === 'function' || type === 'symbol') continue; // left out
-    const size = plainJsonSize(item, depth + 1);
+    const size = jsonBytes(item, depth + 1);
     if (size < 0) return -1;
     bytes += textSize(key) + 1 + size;
     fields++;
