@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { RateLimitedLogger } from '../audit.logger.js';
 import type { AuditEvent } from '../event/audit-event.interface.js';
 import { AuditSinkError, PermanentAuditSinkError, type AuditSink } from '../sinks/audit.sink.js';
+import { eventsJson, toLineSafeJson, WRITES_JSON } from '../sinks/event-line.js';
 import { BatchingAuditTransport, type BatchingAuditTransportOptions } from './batching.transport.js';
 
 function event(n: number): AuditEvent {
@@ -198,6 +199,51 @@ describe('BatchingAuditTransport bounds and overflow', () => {
     expect(stats.queuedBytes).toBeLessThanOrEqual(2000);
     expect(stats.dropped).toBeGreaterThan(0);
     expect(stats.pending).toBeLessThan(100);
+    expectAccounting(transport);
+  });
+
+  it.each([
+    ['takes events as objects', false],
+    ['writes JSON', true],
+  ])('holds a deep queue as JSON and gives a sink that %s the same events back, in order, the byte count exact', async (_, writesJson) => {
+    const sink = new GatedSink();
+    if (writesJson) Object.assign(sink, { [WRITES_JSON]: true });
+    const size = (e: AuditEvent) => Buffer.byteLength(writesJson ? toLineSafeJson(e) : JSON.stringify(e));
+    const { transport } = transportWith(sink, { maxQueueBytes: 256 * 1024, maxQueueSize: 1_000_000, maxBatchSize: 10, flushInterval: 60_000 });
+    const sent: AuditEvent[] = [];
+    for (let i = 0; i < 600; i++) {
+      const e = event(i);
+      // Unicode and a line separator (escaped in the JSON), nesting, numbers, null, booleans.
+      e.metadata = { n: i, note: `naïve \u2028 ${'€'.repeat(i % 3)}`, nested: { list: [1, 'two', null, false, { deep: -1.5 }] } };
+      sent.push(e);
+      transport.send(e);
+    }
+    // Not plain JSON data: held as the object it is, never turned into its JSON form.
+    class Tagged {
+      constructor(readonly tag: string) {}
+    }
+    const odd = { ...event(600), metadata: { tag: new Tagged('kept') } } as unknown as AuditEvent;
+    sent.push(odd);
+    transport.send(odd);
+    const queued = transport.stats();
+    expect(queued.dropped).toBe(0);
+    expect(queued.queuedBytes).toBe(sent.reduce((sum, e) => sum + size(e), 0));
+    const flushed = transport.flush();
+    while (sink.ids.length < sent.length) {
+      await settle(1);
+      sink.releaseAll();
+    }
+    await settle(1);
+    sink.releaseAll();
+    await flushed;
+    const received = sink.batches.flat();
+    expect(received).toEqual(sent);
+    expect(received[600]).toBe(odd);
+    // The first events (a few batches' worth, under 1/16 of maxQueueBytes) stay objects; the deep ones came back parsed.
+    expect(received[0]).toBe(sent[0]);
+    expect(received[599]).not.toBe(sent[599]);
+    if (writesJson) expect(sink.batches.flatMap((batch) => eventsJson(batch))).toEqual(sent.map((e) => toLineSafeJson(e)));
+    expect(transport.stats()).toMatchObject({ queuedBytes: 0, pending: 0, delivered: sent.length });
     expectAccounting(transport);
   });
 
