@@ -31,7 +31,10 @@ type RequestHook = (request: any, response: any, done: (error?: Error) => void) 
  * - each route handler Nest registers is wrapped so that the matched route,
  *   and its `@Audit()` / `@SkipAudit()` marks, are known before any guard runs;
  * - after body parsing the context is entered again, since body parsers resume
- *   the request from the socket's own async context;
+ *   the request from the socket's own async context: on Express by a
+ *   middleware before any of the app's, on Fastify by the route handler's
+ *   wrapper (Nest middleware runs before Fastify parses the body, and no
+ *   Fastify hook is added to every request for it);
  * - when the response is complete (or the client is gone) the exchange is
  *   recorded: as the decorated action, else as `api.<method>`.
  */
@@ -66,7 +69,7 @@ export class AuditHttpCapture implements OnApplicationBootstrap {
       return;
     }
     adapter[INSTALLED_KEY] = true;
-    this.wrapRouteRegistration(adapter);
+    this.wrapRouteRegistration(adapter, type === 'fastify');
     this.observeExceptions();
     // An instrumentation hook the app set before ours keeps running, after ours.
     const previous: RequestHook | undefined = adapter.onRequestHook;
@@ -75,7 +78,6 @@ export class AuditHttpCapture implements OnApplicationBootstrap {
     adapter.setOnRequestHook(hook);
     this.installed = { adapter, hook, type };
     if (type === 'express') instance.use(reenterExpress);
-    else instance.addHook('preValidation', reenterFastify);
   }
 
   /**
@@ -180,7 +182,7 @@ export class AuditHttpCapture implements OnApplicationBootstrap {
     }
   }
 
-  private wrapRouteRegistration(adapter: any): void {
+  private wrapRouteRegistration(adapter: any, reenter: boolean): void {
     const routes = this.routes;
     for (const name of ROUTE_METHODS) {
       const register = adapter[name];
@@ -189,7 +191,7 @@ export class AuditHttpCapture implements OnApplicationBootstrap {
       adapter[name] = function (this: unknown, ...args: unknown[]) {
         const last = args.length - 1;
         if (last >= 1 && typeof args[last] === 'function') {
-          const marked = markRoute(args[last] as Function, args[0]);
+          const marked = markRoute(args[last] as Function, args[0], reenter);
           args[last] = marked;
           const info = (marked as MarkedHandler)[ROUTE_KEY];
           const key = `${method} ${info.path}`;
@@ -254,8 +256,11 @@ function sameRoute(a: AuditRouteInfo | null, b: AuditRouteInfo): boolean {
   return a !== null && a.audit === b.audit && a.skip === b.skip;
 }
 
-/** The route handler, marking the exchange with its route before Nest's guards run. */
-function markRoute(handler: Function, path: unknown): Function {
+/**
+ * The route handler, marking the exchange with its route before Nest's guards run; with `reenter`, it runs
+ * the handler (guards, pipes, interceptors, the method) in the request's context again.
+ */
+function markRoute(handler: Function, path: unknown, reenter: boolean): Function {
   const info: AuditRouteInfo = {
     path: typeof path === 'string' ? path : String(path),
     audit: Reflect.getMetadata(AUDIT_METADATA, handler),
@@ -263,8 +268,10 @@ function markRoute(handler: Function, path: unknown): Function {
   };
   const marked = function (this: unknown, request: any, response: unknown, next: unknown) {
     const store = ((request?.raw ?? request) as RawRequest | undefined)?.[STORE_KEY];
-    if (store?.http) store.http.route = info;
-    return handler.call(this, request, response, next);
+    if (!store) return handler.call(this, request, response, next);
+    if (store.http) store.http.route = info;
+    // Reflect.apply as the callback: no closure per request.
+    return reenter ? auditState.als.run(store, Reflect.apply, handler, this, [request, response, next]) : handler.call(this, request, response, next);
   };
   // Adapters read route options (the version) and metadata (Fastify's route config) from the handler.
   Object.assign(marked, handler);
@@ -280,10 +287,4 @@ function reenterExpress(request: RawRequest, _response: unknown, next: () => voi
   const store = request[STORE_KEY];
   if (store) auditState.als.run(store, next);
   else next();
-}
-
-function reenterFastify(request: { raw: RawRequest }, _reply: unknown, done: () => void): void {
-  const store = request.raw[STORE_KEY];
-  if (store) auditState.als.run(store, done);
-  else done();
 }

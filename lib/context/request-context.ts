@@ -67,7 +67,10 @@ export function defaultActorResolver(request: any): AuditActor | undefined {
 
 /** The client's address as the framework reports it (`req.ip`: trusted proxies only). */
 export function ipOf(request: any): string | undefined {
-  const ip = request?.ip;
+  // Express's req.ip runs proxy-addr on every read (X-Forwarded-For parsed, then ignored) even when no proxy is
+  // trusted, its default; it is then the socket's address, read here directly. Own `ip` (a middleware's) wins.
+  const ip =
+    request?.app?.settings?.['trust proxy'] === false && !Object.hasOwn(request, 'ip') ? request.socket?.remoteAddress : request?.ip;
   return typeof ip === 'string' && ip.length > 0 ? ip : undefined;
 }
 
