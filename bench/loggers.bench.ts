@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { interleave, options, printTable, QUICK, ratio, type RatioRow } from './harness.js';
+import { isValidLogInput } from '../lib/event/audit.event-schema.js';
+import { uuidv7 } from '../lib/event/uuid7.js';
 
 // The built package, as users run it (bench/run.mjs builds first).
 const lib = (await import(new URL('../dist/esm/index.js', import.meta.url).href)) as typeof import('../lib/index.js');
@@ -75,6 +77,7 @@ const bareTransport = new BatchingAuditTransport({ sink: noopSink, maxBatchSize:
 const fileTransport = new BatchingAuditTransport({ sink: new FileAuditSink({ path: join(dir, 'transport.jsonl') }), maxBatchSize: THROUGHPUT_BATCH, ...THROUGHPUT_QUEUE });
 
 const rows: RatioRow[] = [];
+const floorQueue: unknown[] = [];
 const requestContext = { actor: { id: 'u-alice', type: 'user' as const, ip: '127.0.0.1' }, request_id: '1b650cbf-01ce-4c11-9bb7-9ad50cb72928' };
 
 // 1 and 2a: what the caller waits for, per call (the harness yields every 256 calls so batches drain).
@@ -88,6 +91,19 @@ const perCall = await AuditContext.run(requestContext, () =>
         name: 'AuditService.log()',
         run: (i) => withNoopSink.audit.log({ action: 'document.share', resource: { type: 'document', id: `doc-${i}` }, metadata: metadata(i) }),
       },
+      {
+        // What any log() keeping its contract must do before it returns: check the input (it throws on bad input),
+        // make the id it returns, copy the metadata (a later change by the caller must not show), queue the copy.
+        name: 'floor: validate + id + copy + push',
+        run: (i) => {
+          const input = { action: 'document.share', resource: { type: 'document', id: `doc-${i}` }, metadata: metadata(i) };
+          if (!isValidLogInput(input)) throw new Error('invalid');
+          const copy: Record<string, unknown> = {};
+          for (const key in input.metadata) copy[key] = (input.metadata as Record<string, unknown>)[key];
+          floorQueue.push({ id: uuidv7(), at: Date.now(), action: input.action, resource: { type: input.resource.type, id: input.resource.id }, metadata: copy });
+          if (floorQueue.length >= 4096) floorQueue.length = 0;
+        },
+      },
       { name: 'pino.info() → /dev/null', run: (i) => pinoNull.info(metadata(i)) },
       { name: 'OpenTelemetry logger.emit()', run: (i) => otel.emit({ body: 'document.share', attributes: metadata(i) }) },
     ],
@@ -98,6 +114,8 @@ rows.push(
   ratio(perCall, 'build event + send()', 'build event + no-op call', { max: 1.3 }, { label: '1. BatchingAuditTransport.send(event)' }),
   ratio(perCall, 'AuditService.log()', 'pino.info() → /dev/null', { max: 0.3 }, { label: '2a. AuditService.log(), caller waits' }),
   ratio(perCall, 'AuditService.log()', 'OpenTelemetry logger.emit()', { max: 0.3 }, { label: '2a. AuditService.log(), caller waits' }),
+  ratio(perCall, 'floor: validate + id + copy + push', 'OpenTelemetry logger.emit()', undefined, { label: '   2a floor: validate + id + shallow copy + push' }),
+  ratio(perCall, 'floor: validate + id + copy + push', 'pino.info() → /dev/null', undefined, { label: '   2a floor: validate + id + shallow copy + push' }),
 );
 
 /**

@@ -156,7 +156,9 @@ export class AuditRedactor {
    * decoded, with the secret redacted: the encoded form would carry it.
    */
   scrub(text: string): string {
-    if (text.length < 6 && this.patterns.length === 0) return text;
+    // Short plain strings (ids, verbs, an IP) are decided by a loop over a few characters: no memo look-up,
+    // and no memo entry for each of the ids that are seen only once.
+    if (this.patterns.length === 0 && (text.length < 6 || tooPlainForSecrets(text))) return text;
     // The same short strings come back event after event (an IP, a user agent, a route): scrubbed once.
     if (text.length > MAX_MEMO_LENGTH) return this.scrubText(text);
     const known = this.memo.get(text);
