@@ -162,6 +162,7 @@ for (const adapter of adapters) {
       rows.push(
         rowOf(`${adapter}: throughput, ${variant}`, 'bare', ratios(variant, 'bare', (m) => m.rps), median(per(variant, (m) => m.rps)), undefined, 'req/s'),
         rowOf(`${adapter}: CPU per request, ${variant}`, 'bare', ratios(variant, 'bare', (m) => m.cpuUsPerRequest), median(per(variant, (m) => m.cpuUsPerRequest)), undefined, 'µs'),
+        rowOf(`${adapter}: p99 latency, ${variant}`, 'bare', ratios(variant, 'bare', (m) => m.p99Ms), median(per(variant, (m) => m.p99Ms)), undefined, 'ms'),
       );
     }
     continue;
