@@ -93,7 +93,7 @@ async function auditModule(): Promise<DynamicModule | undefined> {
     case 'store': {
       const { PostgresAuditStore } = (await import(dist('postgres/index.js'))) as typeof import('../../lib/postgres/index.js');
       const store = await PostgresAuditStore.create({ connection: { connectionString: databaseUrl }, schema: `bench_http_${process.pid}` });
-      process.once('SIGTERM', () => void store.close());
+      // Closed by the transport when the app closes, after the drain (closing it here first failed that drain).
       return audit.AuditModule.forRoot({ sink: store, maxBatchSize: 500, flushInterval: 200 });
     }
     case 'handrolled':
