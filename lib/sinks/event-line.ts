@@ -92,7 +92,7 @@ export function jsonBytes(value: unknown, depth = 0): number {
     case 'string':
       return textSize(value);
     case 'number':
-      return Number.isFinite(value) ? (Number.isInteger(value) && value >= 0 && value < 1e15 ? numberSize(value) : String(value).length) : 4;
+      return numberSize(value);
     case 'boolean':
       return value ? 4 : 5;
     case 'object':

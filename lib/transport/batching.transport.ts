@@ -332,7 +332,7 @@ export class BatchingAuditTransport extends AuditTransport {
     if (inMemory && !spool && this.size >= KEEP_JSON_BATCHES * this.maxBatchSize && this.queuedBytes + this.inFlightBytes > this.maxQueueBytes * PACK_FROM_SHARE) {
       const packed = this.pack(event, json, walked >= 0);
       if (packed !== undefined) {
-        this.pushPacked(packed, bytes, seq);
+        this.pushSlot(packed, bytes, seq);
         return;
       }
     }
@@ -813,11 +813,16 @@ export class BatchingAuditTransport extends AuditTransport {
   }
 
   private push(entry: Entry): void {
+    this.pushSlot(entry, entry.bytes, entry.seq);
+  }
+
+  /** Appends an entry, or a packed event (its JSON), to the ring. */
+  private pushSlot(slot: Entry | string, bytes: number, seq: number): void {
     if (this.size === this.ring.length) this.grow();
-    if (this.size === 0) this.headSeq = entry.seq;
-    this.ring[(this.head + this.size) % this.ring.length] = entry;
+    if (this.size === 0) this.headSeq = seq;
+    this.ring[(this.head + this.size) % this.ring.length] = slot;
     this.size++;
-    this.queuedBytes += entry.bytes;
+    this.queuedBytes += bytes;
   }
 
   /**
@@ -837,14 +842,6 @@ export class BatchingAuditTransport extends AuditTransport {
     // Reading a character flattens the string: Node 20's JSON.stringify returns a rope of parts that takes
     // 1.4 times its length in the heap, flat 1.05 (the check keeps the read from being optimized away).
     return packed.charCodeAt(0) === 0x7b ? packed : undefined;
-  }
-
-  private pushPacked(json: string, bytes: number, seq: number): void {
-    if (this.size === this.ring.length) this.grow();
-    if (this.size === 0) this.headSeq = seq;
-    this.ring[(this.head + this.size) % this.ring.length] = json;
-    this.size++;
-    this.queuedBytes += bytes;
   }
 
   private take(count: number): Entry[] {

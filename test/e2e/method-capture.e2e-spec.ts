@@ -33,6 +33,18 @@ describe.each(ADAPTERS)('@Audit() on provider methods over %s', (adapter) => {
     expect(http.context?.request_id).toBe('trace-42');
   });
 
+  it('sees the request\'s context after a body that arrives in several chunks', async () => {
+    // A body parser resumes the request from the socket's context once the last chunk is in.
+    const response = await running.request('POST', '/docs/d-6/archive', {
+      token: 'alice-token',
+      headers: { 'x-request-id': 'trace-chunked' },
+      body: { note: 'n'.repeat(90_000) },
+    });
+    expect(response.status).toBe(201);
+    const event = await running.audit.waitFor({ action: 'document.archive' });
+    expect(event).toMatchObject({ actor: { id: 'u-alice' }, resource: { id: 'd-6' }, context: { request_id: 'trace-chunked' } });
+  });
+
   it('sees the request\'s context from a timer callback', async () => {
     await running.request('POST', '/docs/d-6/archive-later', { token: 'alice-token', headers: { 'x-request-id': 'timer-1' } });
     const event = await running.audit.waitFor({ action: 'document.archive', resource: { id: 'd-6' } });
