@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { spawn } from 'node:child_process';
 import { appendFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AuditSpoolLockedError } from '../audit.errors.js';
@@ -124,6 +124,30 @@ describe('AuditSpool', () => {
     await spool.close();
   });
 
+
+  it('when the next segment cannot be opened, warns naming it, tries again at the next write, and recovers', async () => {
+    const spool = new AuditSpool({ dir, segmentBytes: 600 }, warn);
+    // A folder where the second segment's file should be: opening it fails (EISDIR).
+    const blocker = join(dir, 'seg-000000000002.jsonl');
+    await mkdir(blocker);
+    let n = 0;
+    const append = (count: number) => Array.from({ length: count }, () => spool.append(spool.encode(eventJson(event(n++)))));
+    while (segmentFiles(dir).length < 2 || readFileSync(join(dir, 'seg-000000000001.jsonl')).length < 600) {
+      append(1);
+      await spool.flushWrites();
+    }
+    append(2); // into the segment that could not be opened
+    await spool.flushWrites();
+    expect(warnings.some((w) => w.includes('opening') && w.includes('seg-000000000002.jsonl') && w.includes('EISDIR'))).toBe(true);
+    await rm(blocker, { recursive: true });
+    const first = n;
+    append(3);
+    await spool.flushWrites();
+    // Opened at the next write: the later lines are in the file, whole.
+    const lines = readFileSync(blocker, 'utf8').split('\n').filter(Boolean);
+    expect(lines.map((l) => JSON.parse(l).event.id)).toEqual([first, first + 1, first + 2].map((i) => event(i).id));
+    await spool.close();
+  });
   it('refuses a segmentBytes larger than maxBytes, saying why', () => {
     expect(() => new AuditSpool({ dir, maxBytes: 65_536, segmentBytes: 1_048_576 }, warn)).toThrow(/segmentBytes \(1048576\) must be at most maxBytes \(65536\)/);
   });
