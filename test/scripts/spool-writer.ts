@@ -1,5 +1,7 @@
 // A child process for the spool crash test: sends events as fast as it can through a spooled
 // transport to an HTTP collector, printing each id once send() returned, until it is killed.
+// The probe (first, so the library's fs binding is the probed one) prints what reached the file.
+import { watchSyncCalls } from './spool-write-probe.js';
 import { BatchingAuditTransport, HttpAuditSink, type AuditEvent } from '../../lib/index.js';
 import { RateLimitedLogger } from '../../lib/audit.logger.js';
 
@@ -34,5 +36,6 @@ function burst(): void {
   process.stdout.write(`${ids.join('\n')}\n`);
   setTimeout(burst, 1);
 }
+watchSyncCalls();
 process.stdout.write('ready\n');
 burst();
