@@ -64,7 +64,9 @@ const fastRetry = { initialDelay: 1, maxDelay: 5, maxElapsed: 60_000 };
 
 function transportWith(sink: AuditSink | AuditSink[], options: Partial<BatchingAuditTransportOptions> = {}) {
   const { logger, messages } = quietLogger();
-  const transport = new BatchingAuditTransport({ sink, logger, retry: fastRetry, ...options });
+  // A test that fails midway leaves its transport running: what it dead-letters later must not land in the repo.
+  const deadLetterPath = join(tmpdir(), `nestjs-audit-spec-dead-letter-${process.pid}.jsonl`);
+  const transport = new BatchingAuditTransport({ sink, logger, retry: fastRetry, deadLetterPath, ...options });
   return { transport, messages };
 }
 
