@@ -69,15 +69,13 @@ export class AuditHttpCapture implements OnApplicationBootstrap {
       return;
     }
     adapter[INSTALLED_KEY] = true;
-    this.wrapRouteRegistration(adapter, type === 'fastify');
+    this.wrapRouteRegistration(adapter);
     this.observeExceptions();
     // An instrumentation hook the app set before ours keeps running, after ours.
     const previous: RequestHook | undefined = adapter.onRequestHook;
-    const instance = adapter.getInstance();
     const hook = this.requestHook(adapter, previous, type === 'express' ? (req) => req : (request) => request.raw);
     adapter.setOnRequestHook(hook);
     this.installed = { adapter, hook, type };
-    if (type === 'express') instance.use(reenterExpress);
   }
 
   /**
@@ -182,7 +180,7 @@ export class AuditHttpCapture implements OnApplicationBootstrap {
     }
   }
 
-  private wrapRouteRegistration(adapter: any, reenter: boolean): void {
+  private wrapRouteRegistration(adapter: any): void {
     const routes = this.routes;
     for (const name of ROUTE_METHODS) {
       const register = adapter[name];
@@ -191,7 +189,7 @@ export class AuditHttpCapture implements OnApplicationBootstrap {
       adapter[name] = function (this: unknown, ...args: unknown[]) {
         const last = args.length - 1;
         if (last >= 1 && typeof args[last] === 'function') {
-          const marked = markRoute(args[last] as Function, args[0], reenter);
+          const marked = markRoute(args[last] as Function, args[0]);
           args[last] = marked;
           const info = (marked as MarkedHandler)[ROUTE_KEY];
           const key = `${method} ${info.path}`;
@@ -257,10 +255,12 @@ function sameRoute(a: AuditRouteInfo | null, b: AuditRouteInfo): boolean {
 }
 
 /**
- * The route handler, marking the exchange with its route before Nest's guards run; with `reenter`, it runs
- * the handler (guards, pipes, interceptors, the method) in the request's context again.
+ * The route handler, marking the exchange with its route before Nest's guards run, and running the handler
+ * (guards, pipes, interceptors, the method) in the request's context again: a middleware or hook before it
+ * may have called on from a context of its own. The body parsers of Express and Fastify keep the context
+ * themselves (they bind their callbacks); an app's hand-written one may not.
  */
-function markRoute(handler: Function, path: unknown, reenter: boolean): Function {
+function markRoute(handler: Function, path: unknown): Function {
   const info: AuditRouteInfo = {
     path: typeof path === 'string' ? path : String(path),
     audit: Reflect.getMetadata(AUDIT_METADATA, handler),
@@ -271,7 +271,7 @@ function markRoute(handler: Function, path: unknown, reenter: boolean): Function
     if (!store) return handler.call(this, request, response, next);
     if (store.http) store.http.route = info;
     // Reflect.apply as the callback: no closure per request.
-    return reenter ? auditState.als.run(store, Reflect.apply, handler, this, [request, response, next]) : handler.call(this, request, response, next);
+    return auditState.als.run(store, Reflect.apply, handler, this, [request, response, next]);
   };
   // Adapters read route options (the version) and metadata (Fastify's route config) from the handler.
   Object.assign(marked, handler);
@@ -281,10 +281,4 @@ function markRoute(handler: Function, path: unknown, reenter: boolean): Function
   Object.defineProperty(marked, 'name', { value: handler.name, configurable: true });
   Object.defineProperty(marked, ROUTE_KEY, { value: info });
   return marked;
-}
-
-function reenterExpress(request: RawRequest, _response: unknown, next: () => void): void {
-  const store = request[STORE_KEY];
-  if (store) auditState.als.run(store, next);
-  else next();
 }

@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { Test } from '@nestjs/testing';
+import { request as httpRequest } from 'node:http';
 import { AuditModule, AuditService, AuditTransport, AuditValidationError } from 'nestjs-audit';
 import { InMemoryAuditTransport } from 'nestjs-audit/testing';
 import { DocumentsFixtureModule, DocumentsService, PurgeError } from '../fixtures/documents.fixture.js';
@@ -43,6 +44,44 @@ describe.each(ADAPTERS)('@Audit() on provider methods over %s', (adapter) => {
     expect(response.status).toBe(201);
     const event = await running.audit.waitFor({ action: 'document.archive' });
     expect(event).toMatchObject({ actor: { id: 'u-alice' }, resource: { id: 'd-6' }, context: { request_id: 'trace-chunked' } });
+  });
+
+  it('sees the request\'s context when the body\'s last part comes later, in another read of the socket', async () => {
+    // The body parser calls on from that read; it binds its callback to the request, so the middleware after
+    // it (the fixture's answers what it saw) is in the request's context, as is the handler.
+    const body = JSON.stringify({ note: 'sent in two parts' });
+    const { status, seen } = await new Promise<{ status: number; seen: unknown }>((resolve, reject) => {
+      const request = httpRequest(`${running.url}/docs/d-7/archive`, {
+        method: 'POST',
+        headers: { authorization: 'Bearer alice-token', 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-request-id': 'trace-late-body' },
+      });
+      request.on('response', (response) => {
+        response.resume();
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, seen: response.headers['x-context-in-middleware'] }));
+      });
+      request.on('error', reject);
+      request.flushHeaders();
+      request.write(body.slice(0, 10));
+      setTimeout(() => request.end(body.slice(10)), 50);
+    });
+    expect(status).toBe(201);
+    expect(seen).toBe('trace-late-body');
+    const event = await running.audit.waitFor({ action: 'document.archive', resource: { id: 'd-7' } });
+    expect(event).toMatchObject({ actor: { id: 'u-alice' }, context: { request_id: 'trace-late-body' } });
+    const http = await running.audit.waitFor({ action: 'api.post', context: { path: '/docs/d-7/archive' } });
+    expect(http).toMatchObject({ actor: { id: 'u-alice' }, context: { request_id: 'trace-late-body' } });
+  });
+
+  it('sees the request\'s context after a middleware that calls next() from a context of its own', async () => {
+    // The route handler enters the request's context again: guards, pipes, interceptors and the method run in it.
+    const response = await running.request('POST', '/docs/d-8/archive', {
+      token: 'alice-token',
+      headers: { 'x-request-id': 'trace-foreign', 'x-foreign-context': '1' },
+      body: { note: 'x' },
+    });
+    expect(response.status).toBe(201);
+    const event = await running.audit.waitFor({ action: 'document.archive', resource: { id: 'd-8' } });
+    expect(event).toMatchObject({ actor: { id: 'u-alice' }, context: { request_id: 'trace-foreign', path: '/docs/d-8/archive' } });
   });
 
   it('sees the request\'s context from a timer callback', async () => {
