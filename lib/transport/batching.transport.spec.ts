@@ -213,13 +213,18 @@ describe('BatchingAuditTransport bounds and overflow', () => {
     const size = (e: AuditEvent) => Buffer.byteLength(writesJson ? toLineSafeJson(e) : JSON.stringify(e));
     const { transport } = transportWith(sink, { maxQueueBytes: 256 * 1024, maxQueueSize: 1_000_000, maxBatchSize: 10, flushInterval: 60_000 });
     const sent: AuditEvent[] = [];
-    for (let i = 0; i < 600; i++) {
+    const sendOne = (i: number) => {
       const e = event(i);
       // Unicode and a line separator (escaped in the JSON), nesting, numbers, null, booleans.
       e.metadata = { n: i, note: `naïve \u2028 ${'€'.repeat(i % 3)}`, nested: { list: [1, 'two', null, false, { deep: -1.5 }] } };
       sent.push(e);
       transport.send(e);
-    }
+    };
+    // The first batch goes to the sink, which holds it: the sink is behind from then on.
+    for (let i = 0; i < 10; i++) sendOne(i);
+    await settle(1);
+    expect(sink.waiting).toBe(1);
+    for (let i = 10; i < 600; i++) sendOne(i);
     // Not plain JSON data: held as the object it is, never turned into its JSON form.
     class Tagged {
       constructor(readonly tag: string) {}
@@ -241,8 +246,10 @@ describe('BatchingAuditTransport bounds and overflow', () => {
     const received = sink.batches.flat();
     expect(received).toEqual(sent);
     expect(received[600]).toBe(odd);
-    // The first events (a few batches' worth, under 1/16 of maxQueueBytes) stay objects; the deep ones came back parsed.
+    // The batch being written and the next batch's worth stay objects; what queued behind them came back parsed.
     expect(received[0]).toBe(sent[0]);
+    expect(received[19]).toBe(sent[19]);
+    expect(received[20]).not.toBe(sent[20]);
     expect(received[599]).not.toBe(sent[599]);
     if (writesJson) expect(sink.batches.flatMap((batch) => eventsJson(batch))).toEqual(sent.map((e) => toLineSafeJson(e)));
     expect(transport.stats()).toMatchObject({ queuedBytes: 0, pending: 0, delivered: sent.length });
