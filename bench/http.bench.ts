@@ -144,7 +144,9 @@ const withStore = await (async () => {
   }
 })();
 
-const variants = process.env.BENCH_VARIANTS?.split(',') ?? ['bare', 'audited', 'hung', ...(withStore ? ['handrolled', 'store'] : [])];
+// An exploration (BENCH_VARIANTS) compares every variant with the bare app, so the bare app is always measured.
+const explored = process.env.BENCH_VARIANTS?.split(',').filter(Boolean);
+const variants = explored ? ['bare', ...explored.filter((v) => v !== 'bare')] : ['bare', 'audited', 'hung', ...(withStore ? ['handrolled', 'store'] : [])];
 const rows: RatioRow[] = [];
 for (const adapter of adapters) {
   const results = new Map<string, Measure[]>(variants.map((v) => [v, []]));
