@@ -276,11 +276,12 @@ export class AuditSpool {
     this.compact(this.compactBytes);
   }
 
-  /** Waits until every append so far is in the file. */
+  /** Waits until every append so far is in the file, and the segment opened by a rotation is there. */
   async flushWrites(): Promise<void> {
     while (this.writing || this.buffer.length > 0) {
       await (this.writing ?? this.writeBuffer());
     }
+    await this.opening;
   }
 
   /** Writes what is buffered, saves acknowledgements, fsyncs and closes; removes what is all acknowledged, and the lock. */
