@@ -124,7 +124,6 @@ describe('AuditSpool', () => {
     await spool.close();
   });
 
-
   it('when the next segment cannot be opened, warns naming it, tries again at the next write, and recovers', async () => {
     const spool = new AuditSpool({ dir, segmentBytes: 600 }, warn);
     // A folder where the second segment's file should be: opening it fails (EISDIR).
@@ -132,7 +131,8 @@ describe('AuditSpool', () => {
     await mkdir(blocker);
     let n = 0;
     const append = (count: number) => Array.from({ length: count }, () => spool.append(spool.encode(eventJson(event(n++)))));
-    while (segmentFiles(dir).length < 2 || readFileSync(join(dir, 'seg-000000000001.jsonl')).length < 600) {
+    // Until the first segment is full, when the spool rotates to the second.
+    while (readFileSync(join(dir, 'seg-000000000001.jsonl')).length < 600) {
       append(1);
       await spool.flushWrites();
     }
@@ -148,6 +148,7 @@ describe('AuditSpool', () => {
     expect(lines.map((l) => JSON.parse(l).event.id)).toEqual([first, first + 1, first + 2].map((i) => event(i).id));
     await spool.close();
   });
+
   it('refuses a segmentBytes larger than maxBytes, saying why', () => {
     expect(() => new AuditSpool({ dir, maxBytes: 65_536, segmentBytes: 1_048_576 }, warn)).toThrow(/segmentBytes \(1048576\) must be at most maxBytes \(65536\)/);
   });

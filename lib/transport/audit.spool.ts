@@ -97,8 +97,8 @@ const EVENT_START = LINE_HEAD.length + 8 + LINE_MIDDLE.length;
  * meanwhile) and is fsync'ed within `fsyncInterval` (a power loss loses at
  * most that long). Once open, the spool never waits on the disk on the event
  * loop: writes, opens, fsyncs, reads and deletions run in the background; the
- * one synchronous call is saving the acknowledgement counts, a few bytes. Acknowledgements are a line count per segment, saved
- * with each fsync; after a crash, delivery resumes after the last saved count,
+ * one synchronous call is saving the acknowledgement counts, a few bytes.
+ * Acknowledgements are a line count per segment, saved with each fsync; after a crash, delivery resumes after the last saved count,
  * so an event can be delivered twice (sinks de-duplicate by id) but is never
  * skipped. Each line carries a CRC-32 of its event: a torn tail or a damaged
  * line is skipped with a warning and counted, never a crash. The folder is
@@ -289,9 +289,8 @@ export class AuditSpool {
     if (this.closed) return;
     clearInterval(this.fsyncTimer);
     try {
-      await this.flushWrites();
+      await this.flushWrites(); // the segment a rotation is opening included
       await this.settleFileWork();
-      await this.opening;
       this.closed = true;
       this.persistAcks();
       if (this.activeFd >= 0) {

@@ -35,7 +35,7 @@ describe.each(ADAPTERS)('@Audit() on provider methods over %s', (adapter) => {
   });
 
   it('sees the request\'s context after a body that arrives in several chunks', async () => {
-    // A body parser resumes the request from the socket's context once the last chunk is in.
+    // The body parser finishes in a later read of the socket; the method still runs in the request's context.
     const response = await running.request('POST', '/docs/d-6/archive', {
       token: 'alice-token',
       headers: { 'x-request-id': 'trace-chunked' },
