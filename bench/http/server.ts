@@ -1,5 +1,9 @@
 // One HTTP server variant for bench/http.bench.ts: a minimal Nest app with one JSON POST handler.
 // BENCH_VARIANT: bare | audited | hung | handrolled | store; BENCH_ADAPTER: express | fastify.
+// Explorations, each one part more of what `audited` does (bench/http-instructions.ts counts them): als (a bare
+// AsyncLocalStorage run()), hooks (AuditModule capturing, recording nothing), build (events built, not sent),
+// noop-sink (sent to a sink that takes objects), json-noop (serialized for a JSON sink that writes nothing), and
+// noals (audited, with the context's run() a plain call: what the context costs).
 // Prints "ready <port>" once listening. GET /__bench/eld?reset=1 resets / reads the event-loop delay histogram.
 import 'reflect-metadata';
 import { Body, Controller, Get, Injectable, Module, Post, Query, type CallHandler, type DynamicModule, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
@@ -88,6 +92,18 @@ async function auditModule(): Promise<DynamicModule | undefined> {
       return audit.AuditModule.forRoot({ sink: { write: () => Promise.resolve() } });
     case 'als':
       return undefined;
+    case 'hooks':
+      return audit.AuditModule.forRoot({ http: false });
+    case 'build': // its transport's send() is made a no-op below
+      return audit.AuditModule.forRoot({ sink: { write: () => Promise.resolve() } });
+    case 'json-noop': // marked as a sink that writes the transport's JSON, as the file sink is
+      return audit.AuditModule.forRoot({ sink: { write: () => Promise.resolve(), [Symbol.for('nestjs-audit:writes-json')]: true } as never });
+    case 'noals': {
+      // The library's one AsyncLocalStorage (lib/context/audit.store.ts) runs callbacks without entering a context.
+      const state = (globalThis as Record<symbol, { als: { run: unknown } }>)[Symbol.for('nestjs-audit:state')];
+      state.als.run = (_store: unknown, fn: (...rest: unknown[]) => unknown, ...rest: unknown[]) => fn(...rest);
+      return audit.AuditModule.forRoot({ sink: new audit.FileAuditSink({ path: join(dir, 'audit.jsonl') }) });
+    }
     case 'hung':
       return audit.AuditModule.forRoot({ sink: { write: () => new Promise<void>(() => undefined) }, shutdownTimeout: 100 });
     case 'store': {
@@ -108,6 +124,7 @@ const extra = await auditModule();
 class BenchModule {}
 
 const app = await NestFactory.create(BenchModule, adapterName === 'fastify' ? new FastifyAdapter() : new ExpressAdapter(), { logger: ['error'] });
+if (variant === 'build') app.get(audit.AuditTransport).send = () => undefined;
 if (variant === 'als') {
   // For scale: the bare app plus one AsyncLocalStorage run() per request, in the adapter's request hook.
   const { AsyncLocalStorage } = await import('node:async_hooks');

@@ -1,0 +1,165 @@
+// Instructions per HTTP request, counted by valgrind's callgrind: a development aid beside the timed rows of
+// bench/http.bench.ts, not a goal of its own. On a shared VM whose CPU is stolen for up to 40 % of a second,
+// one round of the timed rows can move by 2×. An instruction count is much steadier (measured: ±5 % on the
+// main thread after 20 000 warm-up requests; threads that compile in the background vary more), so it tells
+// apart changes of ~10 %, and which part of a request costs what.
+//
+// It counts user-space instructions of the server process (kernel time — the socket and file writes — is not
+// in it), under valgrind (about 50× slower), after a warm-up that lets the JIT settle.
+//
+//   npm run bench:instructions -- [--adapter=fastify] [--variants=bare,audited] [--node=/path/to/node]
+//        [--warmup=20000] [--requests=5000] [--quick]
+//
+// Variants are bench/http/server.ts's (bare, als, hooks, build, noop-sink, json-noop, noals, audited, …), of the
+// built package (built first, as `npm run bench` does). Runs up to one valgrind per core at a time. `--quick` (CI)
+// counts a few hundred requests: it checks that the tool works, and its counts mean nothing.
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const arg = (name: string, fallback: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
+const adapter = arg('adapter', 'fastify');
+const variants = arg('variants', 'bare,audited').split(',');
+const node = arg('node', process.execPath);
+const quick = process.argv.includes('--quick');
+const warmup = Number(arg('warmup', quick ? '300' : '20000'));
+const requests = Number(arg('requests', quick ? '300' : '5000'));
+
+for (const tool of ['valgrind', 'callgrind_control']) {
+  if (spawnSync(tool, ['--version']).error) {
+    console.log(`${tool} is not on the PATH (Debian: apt-get install -y valgrind)`);
+    process.exit(process.env.CI === 'true' ? 1 : 0);
+  }
+}
+
+interface Count {
+  variant: string;
+  main: number;
+  all: number;
+}
+
+/** `n` POSTs of the benchmark's body over 10 keep-alive connections; rejects on any failed request. */
+async function load(port: number, n: number): Promise<void> {
+  const agent = new Agent({ keepAlive: true, maxSockets: 10 });
+  const body = JSON.stringify({ name: 'widget', quantity: 3, tags: ['a', 'b'] });
+  let sent = 0;
+  const one = (): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      const req = request(
+        { agent, host: '127.0.0.1', port, path: '/items', method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'user-agent': 'wrk-bench' } },
+        (res) => {
+          res.resume();
+          res.on('end', () => (res.statusCode! < 300 ? resolve() : reject(new Error(`status ${res.statusCode}`))));
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+  const worker = async () => {
+    while (sent < n) {
+      sent++;
+      await one();
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: 10 }, worker));
+  } finally {
+    agent.destroy();
+  }
+}
+
+function callgrindControl(command: '-z' | '-d', pid: number): void {
+  const run = spawnSync('callgrind_control', [command, String(pid)], { encoding: 'utf8' });
+  if (run.status !== 0) throw new Error(`callgrind_control ${command} ${pid} failed: ${run.stderr}`);
+}
+
+/** The instructions of the first dump, per thread file (`-01` is the main thread). */
+function readDump(dir: string, pid: number): { main: number; all: number } {
+  let main = 0;
+  let all = 0;
+  for (const file of readdirSync(dir).filter((f) => f.startsWith(`cg.${pid}.1-`))) {
+    const summary = /^summary:\s+(\d+)/m.exec(readFileSync(join(dir, file), 'utf8'));
+    const count = summary ? Number(summary[1]) : 0;
+    all += count;
+    if (file.endsWith('-01')) main = count;
+  }
+  if (main === 0) throw new Error(`no callgrind dump of pid ${pid} in ${dir}`);
+  return { main, all };
+}
+
+async function count(variant: string): Promise<Count> {
+  const dir = mkdtempSync(join(tmpdir(), 'nestjs-audit-callgrind-'));
+  const child: ChildProcess = spawn(
+    'valgrind',
+    [
+      '--tool=callgrind',
+      '--smc-check=all-non-file', // V8 writes and patches its machine code at run time
+      '--separate-threads=yes',
+      '--dump-instr=no',
+      `--callgrind-out-file=${join(dir, 'cg.%p')}`,
+      node,
+      '--disable-warning=ExperimentalWarning',
+      '--import',
+      './scripts/register-ts.mjs',
+      join(root, 'bench/http/server.ts'),
+    ],
+    { cwd: root, env: { ...process.env, BENCH_VARIANT: variant, BENCH_ADAPTER: adapter }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      let out = '';
+      const timer = setTimeout(() => reject(new Error(`${variant} did not start under valgrind in 10 min`)), 600_000);
+      child.stdout!.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+        const match = /ready (\d+)/.exec(out);
+        if (match) {
+          clearTimeout(timer);
+          resolve(Number(match[1]));
+        }
+      });
+      child.once('exit', (code) => reject(new Error(`${variant} exited with ${code}: ${out}\n${stderr}`)));
+    });
+    await load(port, warmup);
+    callgrindControl('-z', child.pid!);
+    await load(port, requests);
+    callgrindControl('-d', child.pid!);
+    // valgrind writes the dump when it next polls for commands: wait for its files.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const { main, all } = readDump(dir, child.pid!);
+        return { variant, main: main / requests, all: all / requests };
+      } catch (error) {
+        if (attempt >= 100) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    }
+  } finally {
+    child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+execFileSync('npm', ['run', 'build'], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+const version = spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim();
+console.log(`callgrind: ${variants.join(', ')} on ${adapter}, Node ${version}, ${warmup} warm-up then ${requests} counted requests`);
+const results: Count[] = [];
+const queue = [...variants];
+await Promise.all(
+  Array.from({ length: Math.max(1, Math.min(cpus().length, variants.length)) }, async () => {
+    for (let variant = queue.shift(); variant; variant = queue.shift()) results.push(await count(variant));
+  }),
+);
+results.sort((a, b) => variants.indexOf(a.variant) - variants.indexOf(b.variant));
+const bare = results.find((r) => r.variant === 'bare');
+console.log('| variant | main thread, instructions/request | vs bare | all threads | vs bare |');
+console.log('|---|---|---|---|---|');
+for (const r of results) {
+  const vs = (value: number, base: number | undefined) => (base ? (value / base).toFixed(3) : '');
+  console.log(`| ${r.variant} | ${Math.round(r.main)} | ${vs(r.main, bare?.main)} | ${Math.round(r.all)} | ${vs(r.all, bare?.all)} |`);
+}
