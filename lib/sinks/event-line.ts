@@ -4,6 +4,7 @@ import { jsonSize } from '../event/audit.snapshot.js';
 // JSON.stringify escapes C0 controls (CR, LF…) but leaves these raw: NEL and the Unicode line and
 // paragraph separators start a new line in some readers, bidi controls reorder what a human sees.
 const LINE_BREAKING = /[\u0085\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
 function escapeChar(char: string): string {
   return `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`;
 }
