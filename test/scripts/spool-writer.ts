@@ -2,7 +2,11 @@
 // transport to an HTTP collector, printing each id once send() returned, until it is killed.
 // The probe (first, so the library's fs binding is the probed one) prints what reached the file.
 import { watchSyncCalls } from './spool-write-probe.js';
-import { BatchingAuditTransport, HttpAuditSink, type AuditEvent } from '../../lib/index.js';
+// The two modules it needs, not the package index: each writer compiles what it imports on start, and
+// eight of them start one after another in the test.
+import { BatchingAuditTransport } from '../../lib/transport/batching.transport.js';
+import { HttpAuditSink } from '../../lib/sinks/http.sink.js';
+import type { AuditEvent } from '../../lib/event/audit-event.interface.js';
 import { RateLimitedLogger } from '../../lib/audit.logger.js';
 
 const [dir, url, prefix, fsyncInterval] = process.argv.slice(2);
