@@ -170,6 +170,17 @@ describe('snapshot with redaction', () => {
     expect(value).toMatchObject({ note: 'see [REDACTED]', [REDACTED]: 1, card: REDACTED, count: 4111111111111112 });
   });
 
+  it('remembers how each key is recorded per redactor: another redactor, or none, applies its own rules to the same keys', () => {
+    const input = { password: 'hunter2', session: 's-1', 'x=1': 'v', plain: 'p' };
+    // Each twice, interleaved, so the second round of each reads what the first one remembered.
+    for (let round = 0; round < 2; round++) {
+      expect(snapshotMetadata(input, DEFAULT_SNAPSHOT_LIMITS, redactor).value).toEqual({ password: REDACTED, session: REDACTED, 'x=1': 'v', plain: 'p' });
+      expect(snapshotMetadata(input).value).toEqual(input);
+      const allowing = new AuditRedactor({ allowKeys: ['session'], patterns: [/x=1/] });
+      expect(snapshotMetadata(input, DEFAULT_SNAPSHOT_LIMITS, allowing).value).toEqual({ password: REDACTED, session: 's-1', [REDACTED]: 'v', plain: 'p' });
+    }
+  });
+
   it('scrubs before cutting a long string, so no cut can leave half a secret', () => {
     const jwt = `eyJhbGciOiJIUzI1NiJ9.${'e'.repeat(40)}.${'s'.repeat(40)}`;
     const text = `${'x'.repeat(8170)}${jwt}`;

@@ -96,6 +96,20 @@ interface Ancestor {
 }
 
 const { toString: objectToString, propertyIsEnumerable } = Object.prototype;
+const ObjectPrototype = Object.prototype;
+
+/**
+ * How each metadata key is recorded, per redactor: keys repeat from event to event, so one look-up stands for the
+ * secret-name rule and the checks a key needs to be recorded as it is. Bit 0: the key names a secret; the rest:
+ * the key's recorded size when it is kept as it is (plain, short, nothing to scrub), 0 when it goes through
+ * {@link SnapshotState.key}.
+ */
+const keyFactsByRedactor = new WeakMap<AuditRedactor, Map<string, number>>();
+const keyFactsWithoutRedactor = new Map<string, number>();
+const SECRET_KEY = 1;
+/** Keys remembered per redactor, at most (then it starts afresh); longer keys are not remembered. */
+const MAX_KEY_FACTS = 10_000;
+const MAX_KEY_FACT_LENGTH = 128;
 /** Printable ASCII that JSON writes as is (no quote, no backslash): size = length + 2. A loop beats a RegExp on short strings. */
 function isPlainAscii(value: string): boolean {
   for (let i = 0; i < value.length; i++) {
@@ -166,6 +180,7 @@ class SnapshotState {
   /** The `toJSON` that `special()` just read and found to be no function (no allocation: this is per object). */
   private toJSONRead = false;
   private toJSONValue: unknown;
+  private readonly keyFacts: Map<string, number>;
 
   constructor(
     private readonly limits: AuditSnapshotLimits,
@@ -173,6 +188,12 @@ class SnapshotState {
     private readonly pseudonyms: SnapshotPseudonyms | undefined,
   ) {
     this.budget = Math.max(limits.maxBytes - MARKER_RESERVE, 2);
+    let facts = keyFactsWithoutRedactor;
+    if (redactor) {
+      facts = keyFactsByRedactor.get(redactor) ?? new Map();
+      if (facts.size === 0) keyFactsByRedactor.set(redactor, facts);
+    }
+    this.keyFacts = facts;
   }
 
   run(input: unknown, rootPath: string): SnapshotResult {
@@ -366,6 +387,10 @@ class SnapshotState {
 
   /** Encodings of values that JSON.stringify gets wrong; NOT_SPECIAL for plain data. */
   private special(value: object, depth: number, ancestors: Ancestor | undefined, path: string, useToJSON: boolean, plan: PseudonymPlan | undefined): unknown {
+    // Plain data (the usual metadata) is none of the types below: one prototype check instead of a dozen.
+    // A typed array given a plain prototype is still one (isView reads its internal slot, as below).
+    const proto = Object.getPrototypeOf(value);
+    if ((proto === ObjectPrototype || proto === null) && !ArrayBuffer.isView(value)) return this.readToJSON(value, depth, ancestors, path, useToJSON, plan);
     if (value instanceof Date) {
       const time = value.getTime();
       return this.text(Number.isNaN(time) ? '[Invalid Date]' : value.toISOString());
@@ -395,6 +420,11 @@ class SnapshotState {
     if (value instanceof WeakMap || value instanceof WeakSet || value instanceof WeakRef) {
       return this.text(`[${safeTag(value)}]`);
     }
+    return this.readToJSON(value, depth, ancestors, path, useToJSON, plan);
+  }
+
+  /** A `toJSON` method is followed (once); otherwise what was read is kept, so that its getter does not run again. */
+  private readToJSON(value: object, depth: number, ancestors: Ancestor | undefined, path: string, useToJSON: boolean, plan: PseudonymPlan | undefined): unknown {
     if (useToJSON && !Array.isArray(value) && !(value instanceof Map) && !(value instanceof Set)) {
       const toJSON = (value as { toJSON?: unknown }).toJSON;
       if (typeof toJSON === 'function') {
@@ -488,22 +518,30 @@ class SnapshotState {
     const { plan, toJSONRead, toJSON } = task;
     for (let i = 0; i < n; i++) {
       const key = keys[i];
+      const facts = this.factsOf(key);
       let raw: unknown;
       let value: unknown;
       try {
         raw = toJSONRead && key === 'toJSON' ? toJSON : source[key];
-        value = this.isSecret(key, raw)
-          ? this.text(REDACTED)
-          : this.convert(raw, task.depth, ancestors, tracksPath ? join(task.path, key) : '', plan === undefined ? undefined : (plan.children.get(key) ?? plan.any));
+        // Values under a secret key are replaced, unless they cannot hold a secret (booleans, null).
+        value =
+          (facts & SECRET_KEY) !== 0 && raw !== null && raw !== undefined && typeof raw !== 'boolean'
+            ? this.text(REDACTED)
+            : this.convert(raw, task.depth, ancestors, tracksPath ? join(task.path, key) : '', plan === undefined ? undefined : (plan.children.get(key) ?? plan.any));
       } catch (error) {
         value = this.marker(unserializable(error));
       }
       if (value === undefined) continue;
       const valueSize = this.size;
-      const pending = this.pending;
-      const outKey = this.key(key);
-      this.pending = pending;
-      if (!this.accept(this.size + valueSize + 2)) return;
+      let outKey = key;
+      let keySize = facts >> 1;
+      if (keySize === 0) {
+        const pending = this.pending;
+        outKey = this.key(key);
+        keySize = this.size;
+        this.pending = pending;
+      }
+      if (!this.accept(keySize + valueSize + 2)) return;
       define(target, outKey, value);
     }
     if (symbols.length > 0) this.symbolKeys(source, symbols, target);
@@ -556,6 +594,22 @@ class SnapshotState {
     );
   }
 
+  /** A key's facts (see keyFactsByRedactor), remembered for the next event. */
+  private factsOf(key: string): number {
+    const cache = this.keyFacts;
+    let facts = cache.get(key);
+    if (facts === undefined) {
+      const secret = this.redactor !== undefined && this.redactor.isSecretKey(key);
+      const asIs = key.length <= 64 && isPlainAscii(key) && (!this.redactor || this.redactor.isClean(key));
+      facts = (secret ? SECRET_KEY : 0) | (asIs ? (key.length + 2) << 1 : 0);
+      if (key.length <= MAX_KEY_FACT_LENGTH) {
+        if (cache.size >= MAX_KEY_FACTS) cache.clear();
+        cache.set(key, facts);
+      }
+    }
+    return facts;
+  }
+
   /** A key as recorded: bounded, scrubbed (a token can be a key, too), with its size. */
   private key(key: string): string {
     if (key.length <= 64 && isPlainAscii(key) && (!this.redactor || this.redactor.isClean(key))) {
@@ -605,7 +659,7 @@ class SnapshotState {
   private hooked(value: string | number, path: string): unknown {
     const hook = this.redactor?.hook;
     if (!hook) {
-      if (typeof value === 'number') this.size = String(value).length;
+      if (typeof value === 'number') this.size = numberSize(value);
       return value;
     }
     let out: unknown;
@@ -615,11 +669,11 @@ class SnapshotState {
       out = REDACTED; // a failing rule fails closed
     }
     if (out === value) {
-      if (typeof value === 'number') this.size = String(value).length;
+      if (typeof value === 'number') this.size = numberSize(value);
       return value;
     }
     if (typeof out === 'number' && Number.isFinite(out)) {
-      this.size = String(out).length;
+      this.size = numberSize(out);
       return out;
     }
     if (out === undefined || out === null) {
@@ -659,6 +713,12 @@ export function jsonSize(value: string): number {
     else size += 3;
   }
   return size;
+}
+
+/** The length of a finite number's JSON: small whole numbers (sizes, counts, ids) have their digits counted, not printed. */
+export function numberSize(value: number): number {
+  if (Number.isInteger(value) && value >= 0 && value < 1e15) return value < 10 ? 1 : Math.floor(Math.log10(value)) + 1;
+  return String(value).length;
 }
 
 /** Assigns an own data property; `__proto__` as a key stays data and never reaches a prototype. */

@@ -1,5 +1,5 @@
 import type { AuditEvent } from '../event/audit-event.interface.js';
-import { jsonSize } from '../event/audit.snapshot.js';
+import { jsonSize, numberSize } from '../event/audit.snapshot.js';
 
 // JSON.stringify escapes C0 controls (CR, LF…) but leaves these raw: NEL and the Unicode line and
 // paragraph separators start a new line in some readers, bidi controls reorder what a human sees.
@@ -96,7 +96,7 @@ export function jsonBytes(value: unknown, depth = 0): number {
     case 'string':
       return textSize(value);
     case 'number':
-      return numberSize(value);
+      return Number.isFinite(value) ? numberSize(value) : 4; // JSON writes NaN and Infinity as null
     case 'boolean':
       return value ? 4 : 5;
     case 'object':
@@ -154,8 +154,3 @@ function textSize(text: string): number {
   return COSTLY.test(text) ? jsonSize(text) : length + 2;
 }
 
-function numberSize(value: number): number {
-  // Status codes and durations are small whole numbers: their digits are counted, not printed.
-  if (Number.isInteger(value) && value >= 0 && value < 1e15) return value < 10 ? 1 : Math.floor(Math.log10(value)) + 1;
-  return Number.isFinite(value) ? String(value).length : 4; // JSON writes NaN and Infinity as null
-}

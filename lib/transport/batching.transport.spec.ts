@@ -81,6 +81,9 @@ const realSetTimeout = setTimeout;
 const wait = (ms: number) => new Promise((resolve) => realSetTimeout(resolve, ms));
 
 const settle = async (ms = 5) => {
+  // The transport's own turn first: a short timer set from the check phase can fire before its setImmediate
+  // when the machine is slow (CI once saw a batch not yet started after settle(1)).
+  await new Promise((resolve) => setImmediate(resolve));
   await new Promise((resolve) => setTimeout(resolve, ms));
 };
 
