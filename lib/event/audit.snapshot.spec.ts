@@ -53,6 +53,12 @@ describe('snapshotMetadata', () => {
     expect(JSON.stringify(value)).not.toContain('secret');
   });
 
+  it('records a typed array as one even when it was given a plain prototype (not as its bytes, key by key)', () => {
+    const typed = Object.setPrototypeOf(new Uint8Array([1, 2, 3]), Object.prototype) as object;
+    const { value } = snapshotMetadata({ typed });
+    expect(value.typed).toEqual({ type: 'Object', length: 0 });
+  });
+
   it('keeps a shared (non-circular) reference as data', () => {
     const shared = { id: 1 };
     expect(snapshotMetadata({ a: shared, b: shared }).value).toEqual({ a: { id: 1 }, b: { id: 1 } });

@@ -101,8 +101,8 @@ const ObjectPrototype = Object.prototype;
 /**
  * How each metadata key is recorded, per redactor: keys repeat from event to event, so one look-up stands for the
  * secret-name rule and the checks a key needs to be recorded as it is. Bit 0: the key names a secret; the rest:
- * the key's recorded size when it is kept as it is (plain, short, nothing to scrub), 0 when it goes through
- * {@link SnapshotState.key}.
+ * the key's recorded size when it is kept as it is (plain, short, nothing to scrub), 0 when it is scrubbed and
+ * bounded like any string.
  */
 const keyFactsByRedactor = new WeakMap<AuditRedactor, Map<string, number>>();
 const keyFactsWithoutRedactor = new Map<string, number>();
@@ -188,11 +188,8 @@ class SnapshotState {
     private readonly pseudonyms: SnapshotPseudonyms | undefined,
   ) {
     this.budget = Math.max(limits.maxBytes - MARKER_RESERVE, 2);
-    let facts = keyFactsWithoutRedactor;
-    if (redactor) {
-      facts = keyFactsByRedactor.get(redactor) ?? new Map();
-      if (facts.size === 0) keyFactsByRedactor.set(redactor, facts);
-    }
+    let facts = redactor ? keyFactsByRedactor.get(redactor) : keyFactsWithoutRedactor;
+    if (facts === undefined) keyFactsByRedactor.set(redactor!, (facts = new Map()));
     this.keyFacts = facts;
   }
 
@@ -523,9 +520,8 @@ class SnapshotState {
       let value: unknown;
       try {
         raw = toJSONRead && key === 'toJSON' ? toJSON : source[key];
-        // Values under a secret key are replaced, unless they cannot hold a secret (booleans, null).
         value =
-          (facts & SECRET_KEY) !== 0 && raw !== null && raw !== undefined && typeof raw !== 'boolean'
+          (facts & SECRET_KEY) !== 0 && canHoldSecret(raw)
             ? this.text(REDACTED)
             : this.convert(raw, task.depth, ancestors, tracksPath ? join(task.path, key) : '', plan === undefined ? undefined : (plan.children.get(key) ?? plan.any));
       } catch (error) {
@@ -536,8 +532,9 @@ class SnapshotState {
       let outKey = key;
       let keySize = facts >> 1;
       if (keySize === 0) {
+        // Not kept as it is: a token can be a key, too.
         const pending = this.pending;
-        outKey = this.key(key);
+        outKey = this.string(key);
         keySize = this.size;
         this.pending = pending;
       }
@@ -585,16 +582,10 @@ class SnapshotState {
 
   /** Values under a secret key are replaced, unless they cannot hold a secret (booleans, null). */
   private isSecret(key: string, value: unknown): boolean {
-    return (
-      this.redactor !== undefined &&
-      value !== null &&
-      value !== undefined &&
-      typeof value !== 'boolean' &&
-      this.redactor.isSecretKey(key)
-    );
+    return this.redactor !== undefined && canHoldSecret(value) && this.redactor.isSecretKey(key);
   }
 
-  /** A key's facts (see keyFactsByRedactor), remembered for the next event. */
+  /** A key's facts (see keyFactsByRedactor), remembered for the next event. Kept as it is: plain, short, clean. */
   private factsOf(key: string): number {
     const cache = this.keyFacts;
     let facts = cache.get(key);
@@ -608,15 +599,6 @@ class SnapshotState {
       }
     }
     return facts;
-  }
-
-  /** A key as recorded: bounded, scrubbed (a token can be a key, too), with its size. */
-  private key(key: string): string {
-    if (key.length <= 64 && isPlainAscii(key) && (!this.redactor || this.redactor.isClean(key))) {
-      this.size = key.length + 2;
-      return key;
-    }
-    return this.string(key);
   }
 
   /** A string as recorded: secrets scrubbed (before the cut, so no cut can hide one), then bounded. */
@@ -688,6 +670,11 @@ const NOT_SPECIAL = Symbol('not special');
 const NOT_SEEN = Symbol('not seen');
 /** How many objects are searched in arrays before a Map takes over. */
 const SEEN_SEARCHED = 16;
+
+/** Booleans, null and undefined cannot hold a secret: kept even under a secret key (`has_password: true`). */
+function canHoldSecret(value: unknown): boolean {
+  return value !== null && value !== undefined && typeof value !== 'boolean';
+}
 
 function join(path: string, key: string | number): string {
   return path === '' ? String(key) : `${path}.${key}`;
