@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { AuditEvent } from '../event/audit-event.interface.js';
-import { canonicalEventFrom, chainHash, GENESIS_HASH, linkHash, type CanonicalParts } from './postgres.canonical.js';
+import { canonicalEventFrom, chainHash, GENESIS_HASH, linkHashHex, type CanonicalParts } from './postgres.canonical.js';
 import { canonicalFromJsonbText, inexactNumber } from './postgres.jsonb-text.js';
 import type { SqlClient } from './postgres.connection.js';
 import type { TableNames } from './postgres.schema.js';
@@ -48,18 +48,21 @@ export const COLUMNS = `seq, id, ${CONTENT}, prev_hash`;
 /**
  * While walking, the server compares each prev_hash with the hash of the row before (lag), instead of
  * sending it: `linked` is false where the stored link is broken. occurred_at comes as epoch microseconds,
- * all of them: a stored event's time is whole milliseconds, so any other digit is a change.
+ * all of them: a stored event's time is whole milliseconds, so any other digit is a change. The hash comes
+ * as hex, the form the next row's hash input holds it in.
  */
 const WALK_COLUMNS =
   'seq, id, (extract(epoch FROM occurred_at) * 1000000)::bigint::text AS occurred_at, action, outcome, actor_id, resource_type, resource_id, ' +
   'tenant_id, request_id, actor::text AS actor, metadata::text AS metadata, context::text AS context, error::text AS error, ' +
-  'metadata_truncated, hash, pruned_at, pruned_by::text AS pruned_by, prev_hash = COALESCE(lag(hash) OVER (ORDER BY seq), $3::bytea) AS linked, ' +
+  "metadata_truncated, encode(hash, 'hex') AS hash, pruned_at, pruned_by::text AS pruned_by, prev_hash = COALESCE(lag(hash) OVER (ORDER BY seq), decode($3, 'hex')) AS linked, " +
   // The typed columns that repeat a value of the JSON, compared by the server.
   "(actor_id IS NOT DISTINCT FROM actor->>'id' AND tenant_id IS NOT DISTINCT FROM context->>'tenant_id' " +
   "AND request_id IS NOT DISTINCT FROM context->>'request_id') AS columns_match";
 
 /** A row as the walk reads it: the JSONB columns as PostgreSQL's text. */
-type WalkRow = Omit<Row, 'actor' | 'metadata' | 'context' | 'error'> & {
+type WalkRow = Omit<Row, 'actor' | 'metadata' | 'context' | 'error' | 'hash'> & {
+  /** Lowercase hex. */
+  hash: string;
   actor: string | null;
   metadata: string | null;
   context: string | null;
@@ -78,11 +81,13 @@ const BATCH = 10_000;
  */
 export async function verifyRange(client: SqlClient, names: TableNames, from: bigint, to: bigint | undefined, complete: boolean): Promise<RangeResult> {
   const result: RangeResult = { ok: true, checked: 0 };
-  let prev: Buffer | undefined = from <= 1n ? GENESIS_HASH : await hashAt(client, names, from - 1n);
-  if (!prev) return fail(result, from - 1n, `row ${from - 1n} is missing (deleted)`);
+  const start = from <= 1n ? GENESIS_HASH : await hashAt(client, names, from - 1n);
+  if (!start) return fail(result, from - 1n, `row ${from - 1n} is missing (deleted)`);
+  let prev = start.toString('hex');
   let expected = from;
+  const texts = new WalkTexts();
   // The next batch is read while this one is hashed: the database and the CPU work at the same time.
-  const fetchFrom = (start: bigint, before: Uint8Array) => {
+  const fetchFrom = (start: bigint, before: string) => {
     const params: unknown[] = [String(start), BATCH, before];
     const bound = to === undefined ? '' : (params.push(String(to)), ' AND seq <= $4::bigint');
     return client.query<WalkRow>(`SELECT ${WALK_COLUMNS} FROM ${names.events} WHERE seq >= $1::bigint${bound} ORDER BY seq ASC LIMIT $2`, params);
@@ -97,17 +102,21 @@ export async function verifyRange(client: SqlClient, names: TableNames, from: bi
     for (const row of rows) {
       const seq = BigInt(row.seq);
       if (seq !== expected) return fail(at(result, expected), expected, missing(expected, seq - 1n));
-      const rowHash = Buffer.isBuffer(row.hash) ? row.hash : Buffer.from(row.hash); // pg gives a Buffer, PGlite a Uint8Array
-      const problem = row.pruned_at !== null ? tombstoneProblem(row, seq) : contentIntact(row, prev!, seq, rowHash) ? undefined : contentProblem(row, prev!, seq, rowHash);
+      const problem =
+        row.pruned_at !== null
+          ? tombstoneProblem(row, seq)
+          : contentIntact(row, prev, seq, texts)
+            ? undefined
+            : contentProblem(row, Buffer.from(prev, 'hex'), seq, Buffer.from(row.hash, 'hex'));
       if (!row.linked || problem) {
         // Read the stored link to say which of the two is broken.
         const stored = await prevHashAt(client, names, seq);
-        if (!stored?.equals(prev!)) {
+        if (!stored?.equals(Buffer.from(prev, 'hex'))) {
           return fail(at(result, expected), seq, `prev_hash does not match the hash of row ${seq - 1n} (a row before it was inserted, deleted, replaced or reordered)`);
         }
         return fail(at(result, expected), seq, problem ?? `row ${seq}'s prev_hash does not match the stored hash of row ${seq - 1n} (modified)`);
       }
-      prev = rowHash;
+      prev = row.hash;
       expected = seq + 1n;
       result.checked++;
     }
@@ -217,17 +226,17 @@ export function rowToEvent(row: Row): AuditEvent {
  * server's comparison of the typed columns. False sends the row to `contentProblem`, which parses it and
  * decides (so a value this path does not handle costs time, never a false alarm).
  */
-function contentIntact(row: WalkRow, prev: Buffer, seq: bigint, hash: Buffer): boolean {
+function contentIntact(row: WalkRow, prev: string, seq: bigint, texts: WalkTexts): boolean {
   if (row.columns_match !== true || row.occurred_at === null || row.actor === null || row.metadata === null) return false;
   const ms = wholeMilliseconds(String(row.occurred_at));
   if (ms === undefined) return false;
   let parts: CanonicalParts;
   try {
     parts = {
-      actor: canonicalFromJsonbText(row.actor),
-      metadata: canonicalFromJsonbText(row.metadata),
-      context: row.context === null ? undefined : canonicalFromJsonbText(row.context),
-      error: row.error === null ? undefined : canonicalFromJsonbText(row.error),
+      actor: texts.actor.of(row.actor),
+      metadata: texts.metadata.of(row.metadata),
+      context: row.context === null ? undefined : texts.context.of(row.context),
+      error: row.error === null ? undefined : texts.error.of(row.error),
     };
   } catch {
     return false;
@@ -240,7 +249,49 @@ function contentIntact(row: WalkRow, prev: Buffer, seq: bigint, hash: Buffer): b
     resource: { type: row.resource_type, id: row.resource_id },
     metadata_truncated: row.metadata_truncated === true || undefined,
   } as unknown as AuditEvent;
-  return linkHash(prev, seq, canonicalEventFrom(event, parts)).equals(hash);
+  return linkHashHex(prev, seq, canonicalEventFrom(event, parts)) === row.hash;
+}
+
+/** The canonical JSON of each JSONB column's texts, remembered for one walk. */
+class WalkTexts {
+  readonly actor = new CanonicalTexts();
+  readonly metadata = new CanonicalTexts();
+  readonly context = new CanonicalTexts();
+  readonly error = new CanonicalTexts();
+}
+
+const REMEMBERED_TEXTS = 1024;
+const REMEMBERED_TEXT_LENGTH = 1024;
+
+/**
+ * `canonicalFromJsonbText`, remembering recent results: a trail's actors and errors repeat from row to row
+ * (one user's many actions), and the look-up costs a fraction of reading the text again. A column whose texts
+ * do not repeat (a request id in every context) stops looking after its first thousand: it would only pay for
+ * the look-ups.
+ */
+class CanonicalTexts {
+  private readonly known = new Map<string, string>();
+  private hits = 0;
+  private remembering = true;
+
+  of(text: string): string {
+    if (!this.remembering) return canonicalFromJsonbText(text);
+    const known = this.known.get(text);
+    if (known !== undefined) {
+      this.hits++;
+      return known;
+    }
+    const canonical = canonicalFromJsonbText(text);
+    if (text.length <= REMEMBERED_TEXT_LENGTH) {
+      if (this.known.size >= REMEMBERED_TEXTS) {
+        this.remembering = this.hits >= REMEMBERED_TEXTS / 8;
+        this.hits = 0;
+        this.known.clear();
+      }
+      this.known.set(text, canonical);
+    }
+    return canonical;
+  }
 }
 
 /** The slow path, for a row the fast one did not pass: parses it and names what is wrong, if anything. */
@@ -253,7 +304,7 @@ function contentProblem(walked: WalkRow, prev: Buffer, seq: bigint, hash: Buffer
     if (number !== undefined) return `row ${seq}'s ${column} holds the number ${number}, which is not the one hashed (modified)`;
   }
   const json = (text: string | null) => (text === null ? null : JSON.parse(text));
-  const row: Row = { ...walked, occurred_at: ms, actor: json(walked.actor), metadata: json(walked.metadata), context: json(walked.context), error: json(walked.error) };
+  const row: Row = { ...walked, occurred_at: ms, actor: json(walked.actor), metadata: json(walked.metadata), context: json(walked.context), error: json(walked.error), hash };
   const event = rowToEvent(row);
   if (!chainHash(prev, seq, event).equals(hash)) return `row ${seq}'s content does not match its hash (modified)`;
   if (row.actor_id !== event.actor.id) return `row ${seq}'s actor_id column does not match its stored actor (modified)`;
