@@ -124,29 +124,65 @@ describe('AuditSpool', () => {
     await spool.close();
   });
 
-  it('when the next segment cannot be opened, warns naming it, tries again at the next write, and recovers', async () => {
+  /**
+   * A spool whose second segment cannot be opened (a folder in its place: EISDIR), so writing to it fails: the
+   * first segment filled, two events appended into the second, then the folder removed and three more appended.
+   */
+  async function spoolWithFailedWrite() {
     const spool = new AuditSpool({ dir, segmentBytes: 600 }, warn);
-    // A folder where the second segment's file should be: opening it fails (EISDIR).
     const blocker = join(dir, 'seg-000000000002.jsonl');
     await mkdir(blocker);
     let n = 0;
     const append = (count: number) => Array.from({ length: count }, () => spool.append(spool.encode(eventJson(event(n++)))));
+    const first: ReturnType<typeof append> = [];
     // Until the first segment is full, when the spool rotates to the second.
     while (readFileSync(join(dir, 'seg-000000000001.jsonl')).length < 600) {
-      append(1);
+      first.push(...append(1));
       await spool.flushWrites();
     }
-    append(2); // into the segment that could not be opened
+    const lost = append(2); // into the segment that could not be opened
     await spool.flushWrites();
-    expect(warnings.some((w) => w.includes('opening') && w.includes('seg-000000000002.jsonl') && w.includes('EISDIR'))).toBe(true);
     await rm(blocker, { recursive: true });
-    const first = n;
-    append(3);
+    const laterFrom = n;
+    const later = append(3);
     await spool.flushWrites();
-    // Opened at the next write: the later lines are in the file, whole.
-    const lines = readFileSync(blocker, 'utf8').split('\n').filter(Boolean);
-    expect(lines.map((l) => JSON.parse(l).event.id)).toEqual([first, first + 1, first + 2].map((i) => event(i).id));
+    return { spool, first, lost, later, laterIds: [laterFrom, laterFrom + 1, laterFrom + 2].map((i) => event(i).id) };
+  }
+
+  it('when a segment cannot be opened or written, warns naming it, and writes what follows to a new segment, whole', async () => {
+    const { spool, laterIds } = await spoolWithFailedWrite();
+    expect(warnings.some((w) => w.includes('opening') && w.includes('seg-000000000002.jsonl') && w.includes('EISDIR'))).toBe(true);
+    expect(warnings.some((w) => w.includes('writing') && w.includes('seg-000000000002.jsonl') && w.includes('line 0 on are not on disk'))).toBe(true);
+    // Nothing more is written where lines are missing: the later lines are whole, in order, in the next segment.
+    const lines = readFileSync(join(dir, 'seg-000000000003.jsonl'), 'utf8').split('\n').filter(Boolean);
+    expect(lines.map((l) => JSON.parse(l).event.id)).toEqual(laterIds);
     await spool.close();
+  });
+
+  it('after a failed write, a restart replays exactly what was not acknowledged (the lost lines do not shift the count)', async () => {
+    const { spool, first, lost, laterIds } = await spoolWithFailedWrite();
+    // The lost events were delivered from memory; the later three were not.
+    spool.ack([...first, ...lost]);
+    await spool.close();
+    const again = new AuditSpool({ dir, segmentBytes: 600 }, warn);
+    expect(again.recovered).toEqual({ pending: 3, torn: 0 });
+    const replayed = await again.readBack(10);
+    expect(replayed.map((r) => r.event?.id)).toEqual(laterIds);
+    again.ack(replayed.map((r) => r.position));
+    await again.close();
+    expect(segmentFiles(dir)).toEqual([]);
+  });
+
+  it('reads lines a failed write kept off the disk as unreadable (counted by the transport), and goes on with the next segment', async () => {
+    const { spool, first, lost, laterIds } = await spoolWithFailedWrite();
+    spool.ack(first);
+    spool.markDiskOnlyFrom(lost[0]);
+    const read = await spool.readBack(10);
+    expect(read.map((r) => r.event?.id)).toEqual([undefined, undefined, ...laterIds]);
+    expect(warnings.some((w) => w.includes('seg-000000000002.jsonl') && w.includes('could not be read at line 0'))).toBe(true);
+    spool.ack(read.map((r) => r.position));
+    await spool.close();
+    expect(segmentFiles(dir)).toEqual([]);
   });
 
   it('refuses a segmentBytes larger than maxBytes, saying why', () => {

@@ -82,6 +82,8 @@ export interface SpooledEvent {
 }
 
 const SEGMENT = /^seg-(\d{12})\.jsonl$/;
+/** How long the spool waits after a failed write before it writes again, to a new segment. */
+const WRITE_RETRY_MS = 1000;
 const NEWLINE = 0x0a;
 // A line is `{"crc":"<8 hex>","event":<event JSON>}`: JSON still (jq '.event' reads it), and the checksum of
 // the event's exact bytes catches any change inside it, a string's content included.
@@ -119,10 +121,14 @@ export class AuditSpool {
   /** The periodic fsync in progress: a sealed segment's file is closed only after it. */
   private syncing: Promise<void> | undefined;
   private buffer: string[] = [];
+  /** Lines in `buffer` (all of the active segment: a rotation waits for the buffer to be written, or drops it). */
+  private bufferedLines = 0;
   private writing: Promise<void> | undefined;
   /** File work done off the event loop (fsync and close of sealed segments, deletion of settled ones); `close()` waits for it. */
   private readonly fileWork = new Set<Promise<void>>();
   private writeScheduled = false;
+  /** After a failed write, the next one waits until then (ms since the epoch): a full disk is not met with a new segment per turn. */
+  private writeAfter = 0;
   private dirty = false;
   private readonly fsyncTimer: NodeJS.Timeout;
   private totalBytes = 0;
@@ -188,6 +194,7 @@ export class AuditSpool {
     segment.bytes += line.bytes;
     this.totalBytes += line.bytes;
     this.buffer.push(line.text);
+    this.bufferedLines++;
     this.scheduleWrite();
     return position;
   }
@@ -217,7 +224,8 @@ export class AuditSpool {
       const cursor = this.cursor;
       if (cursor.offset >= cursor.segment.written) await this.flushWrites();
       const available = cursor.segment.written - cursor.offset;
-      const chunk = await readChunk(cursor.segment.path, cursor.offset, Math.min(chunkBytes, available));
+      // Nothing there to read: lines of a write that failed (see abandon()), taken as unreadable below.
+      const chunk = available > 0 ? await readChunk(cursor.segment.path, cursor.offset, Math.min(chunkBytes, available)) : Buffer.alloc(0);
       let start = 0;
       let full = false;
       while (out.length < max && cursor.line < cursor.segment.lines) {
@@ -327,10 +335,13 @@ export class AuditSpool {
   private scheduleWrite(): void {
     if (this.writeScheduled || this.writing) return;
     this.writeScheduled = true;
-    setImmediate(() => {
+    const run = () => {
       this.writeScheduled = false;
       void this.writeBuffer();
-    });
+    };
+    const wait = this.writeAfter - Date.now();
+    if (wait > 0) setTimeout(run, wait);
+    else setImmediate(run);
   }
 
   private writeBuffer(): Promise<void> {
@@ -339,6 +350,9 @@ export class AuditSpool {
     const data = Buffer.from(this.buffer.join(''), 'utf8');
     this.buffer = [];
     const segment = this.active;
+    const firstLine = segment.lines - this.bufferedLines;
+    this.bufferedLines = 0;
+    let failed = false;
     const opened = this.activeFd >= 0 ? undefined : this.open();
     this.writing = (opened ? opened.then(() => writeAll(this.activeFd, data)) : writeAll(this.activeFd, data))
       .then(
@@ -346,18 +360,40 @@ export class AuditSpool {
           segment.written += data.length;
           this.dirty = true;
         },
-        (error: Error) => this.warn(`Audit spool: writing ${segment.path} failed: ${error.message}`),
+        (error: Error) => {
+          failed = true;
+          this.warn(
+            `Audit spool: writing ${segment.path} failed: ${error.message}. Its events from line ${firstLine} on are not on disk: ` +
+              `those still queued are delivered from memory, those held on disk only are counted as dropped (corrupt); ` +
+              `new events go to a new segment in ${WRITE_RETRY_MS} ms.`,
+          );
+        },
       )
       .finally(() => {
         this.writing = undefined;
-        // Rotate only between writes, so no append of the old file can land in the new one.
-        if (this.buffer.length === 0 && !this.closed) {
+        if (failed && segment === this.active && !this.closed) {
+          this.abandon();
+        } else if (this.buffer.length === 0 && !this.closed) {
+          // Rotate only between writes, so no append of the old file can land in the new one.
           if (segment.bytes >= this.segmentBytes) this.rotate();
           else this.compact(this.compactBytes);
         }
         if (this.buffer.length > 0) this.scheduleWrite();
       });
     return this.writing;
+  }
+
+  /**
+   * After a failed write: the file lacks those lines, or holds part of one, so nothing may follow them in it. A
+   * position is a line number, and a later line written there would take an earlier one's number: after a
+   * restart, the saved acknowledgement count would then skip events never delivered. What was appended to
+   * the segment meanwhile stays off the disk too, and the next segment starts after a pause.
+   */
+  private abandon(): void {
+    this.buffer = [];
+    this.bufferedLines = 0;
+    this.writeAfter = Date.now() + WRITE_RETRY_MS;
+    this.rotate();
   }
 
   /**
@@ -370,6 +406,7 @@ export class AuditSpool {
     if (active.lines === 0 || active.acked < active.lines || active.bytes < minBytes) return;
     // Every line of it is settled: what is still buffered need never reach the disk.
     this.buffer = [];
+    this.bufferedLines = 0;
     this.rotate();
   }
 
