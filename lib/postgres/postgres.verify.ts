@@ -81,9 +81,9 @@ const BATCH = 10_000;
  */
 export async function verifyRange(client: SqlClient, names: TableNames, from: bigint, to: bigint | undefined, complete: boolean): Promise<RangeResult> {
   const result: RangeResult = { ok: true, checked: 0 };
-  const start = from <= 1n ? GENESIS_HASH : await hashAt(client, names, from - 1n);
-  if (!start) return fail(result, from - 1n, `row ${from - 1n} is missing (deleted)`);
-  let prev = start.toString('hex');
+  const before = from <= 1n ? GENESIS_HASH : await hashAt(client, names, from - 1n);
+  if (!before) return fail(result, from - 1n, `row ${from - 1n} is missing (deleted)`);
+  let prev = before.toString('hex');
   let expected = from;
   const texts = new WalkTexts();
   // The next batch is read while this one is hashed: the database and the CPU work at the same time.

@@ -144,18 +144,26 @@ describe('AuditSpool', () => {
     await spool.flushWrites();
     await rm(blocker, { recursive: true });
     const laterFrom = n;
-    const later = append(3);
+    append(3);
     await spool.flushWrites();
-    return { spool, first, lost, later, laterIds: [laterFrom, laterFrom + 1, laterFrom + 2].map((i) => event(i).id) };
+    return { spool, append, first, lost, laterIds: [laterFrom, laterFrom + 1, laterFrom + 2].map((i) => event(i).id) };
   }
 
   it('when a segment cannot be opened or written, warns naming it, and writes what follows to a new segment, whole', async () => {
-    const { spool, laterIds } = await spoolWithFailedWrite();
+    const { spool, append, laterIds } = await spoolWithFailedWrite();
     expect(warnings.some((w) => w.includes('opening') && w.includes('seg-000000000002.jsonl') && w.includes('EISDIR'))).toBe(true);
     expect(warnings.some((w) => w.includes('writing') && w.includes('seg-000000000002.jsonl') && w.includes('line 0 on are not on disk'))).toBe(true);
     // Nothing more is written where lines are missing: the later lines are whole, in order, in the next segment.
-    const lines = readFileSync(join(dir, 'seg-000000000003.jsonl'), 'utf8').split('\n').filter(Boolean);
+    const next = join(dir, 'seg-000000000003.jsonl');
+    const lines = readFileSync(next, 'utf8').split('\n').filter(Boolean);
     expect(lines.map((l) => JSON.parse(l).event.id)).toEqual(laterIds);
+    // After a failure the spool pauses before writing on its own (a full disk gets no new file per turn).
+    const onDisk = linesOf(dir).length;
+    append(1);
+    for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
+    expect(linesOf(dir)).toHaveLength(onDisk);
+    await spool.flushWrites();
+    expect(linesOf(dir)).toHaveLength(onDisk + 1);
     await spool.close();
   });
 

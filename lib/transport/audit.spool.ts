@@ -120,9 +120,8 @@ export class AuditSpool {
   private opening: Promise<void> | undefined;
   /** The periodic fsync in progress: a sealed segment's file is closed only after it. */
   private syncing: Promise<void> | undefined;
+  /** The active segment's lines not yet written, one entry each (a rotation waits for them to be written, or drops them). */
   private buffer: string[] = [];
-  /** Lines in `buffer` (all of the active segment: a rotation waits for the buffer to be written, or drops it). */
-  private bufferedLines = 0;
   private writing: Promise<void> | undefined;
   /** File work done off the event loop (fsync and close of sealed segments, deletion of settled ones); `close()` waits for it. */
   private readonly fileWork = new Set<Promise<void>>();
@@ -194,7 +193,6 @@ export class AuditSpool {
     segment.bytes += line.bytes;
     this.totalBytes += line.bytes;
     this.buffer.push(line.text);
-    this.bufferedLines++;
     this.scheduleWrite();
     return position;
   }
@@ -347,11 +345,10 @@ export class AuditSpool {
   private writeBuffer(): Promise<void> {
     if (this.writing) return this.writing;
     if (this.buffer.length === 0) return Promise.resolve();
+    const segment = this.active;
+    const firstLine = segment.lines - this.buffer.length;
     const data = Buffer.from(this.buffer.join(''), 'utf8');
     this.buffer = [];
-    const segment = this.active;
-    const firstLine = segment.lines - this.bufferedLines;
-    this.bufferedLines = 0;
     let failed = false;
     const opened = this.activeFd >= 0 ? undefined : this.open();
     this.writing = (opened ? opened.then(() => writeAll(this.activeFd, data)) : writeAll(this.activeFd, data))
@@ -391,7 +388,6 @@ export class AuditSpool {
    */
   private abandon(): void {
     this.buffer = [];
-    this.bufferedLines = 0;
     this.writeAfter = Date.now() + WRITE_RETRY_MS;
     this.rotate();
   }
@@ -406,7 +402,6 @@ export class AuditSpool {
     if (active.lines === 0 || active.acked < active.lines || active.bytes < minBytes) return;
     // Every line of it is settled: what is still buffered need never reach the disk.
     this.buffer = [];
-    this.bufferedLines = 0;
     this.rotate();
   }
 
