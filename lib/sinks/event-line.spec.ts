@@ -109,6 +109,21 @@ describe('jsonBytes', () => {
     expect(jsonBytes(odd)).toBe(Buffer.byteLength(JSON.stringify(odd)));
   });
 
+  it('sizes keys exactly the second time too, and past the bound of the keys it remembers', () => {
+    // Plain keys are remembered (4096 at most, then afresh); keys JSON escapes or encodes in more bytes never are.
+    const keyOf = (i: number) => (i % 3 === 0 ? `k${i}` : i % 3 === 1 ? `k"${i}\u00e9` : `k${i}`.padEnd(70, 'x'));
+    const sized = (from: number, to: number) => {
+      for (let i = from; i < to; i++) {
+        const value = { [keyOf(i)]: 1, [`${keyOf(i)}\n`]: 'v' };
+        expect(jsonBytes(value)).toBe(Buffer.byteLength(JSON.stringify(value)));
+      }
+    };
+    sized(0, 300);
+    sized(0, 300); // remembered now
+    sized(300, 10_000); // fills the bound more than once
+    sized(0, 300);
+  });
+
   it('declines what it cannot size without serializing: toJSON, class instances, BigInt, deep nesting', () => {
     class Point {
       x = 1;
