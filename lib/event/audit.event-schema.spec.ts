@@ -1,4 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
+import fc from 'fast-check';
 import { isValidLogInput, logInputIssues } from './audit.event-schema.js';
 
 const valid = { action: 'document.share', resource: { type: 'document', id: 'd-1' } };
@@ -51,6 +52,25 @@ describe('event schema', () => {
       const issues = logInputIssues(input);
       expect({ input, valid: fast }).toEqual({ input, valid: issues.length === 0 });
     }
+  });
+
+  it('agrees with the schema on names met again, before and after the bound of the names it remembers', () => {
+    // The fast check remembers valid actions and resource types (1024 of each, then afresh): a name met again,
+    // valid or not, must get the same verdict as the first time and as the schema's.
+    const names = fc.sample(fc.oneof(fc.stringMatching(/^[a-z0-9][a-z0-9_.-]{0,20}$/), fc.string({ maxLength: 12 })), { numRuns: 3000, seed: 7 });
+    const verdicts = (from: number, to: number) =>
+      names.slice(from, to).map((name) => {
+        const input = { action: name, resource: { type: name, id: 'd-1' } };
+        const fast = isValidLogInput(input);
+        expect({ name, fast }).toEqual({ name, fast: logInputIssues(input).length === 0 });
+        return fast;
+      });
+    const first = verdicts(0, 200);
+    expect(first.filter(Boolean).length).toBeGreaterThan(50); // valid and invalid names both
+    expect(first.filter((v) => !v).length).toBeGreaterThan(20);
+    expect(verdicts(0, 200)).toEqual(first);
+    verdicts(200, 3000);
+    expect(verdicts(0, 200)).toEqual(first);
   });
 
   it('lists each problem as field: what is wrong', () => {

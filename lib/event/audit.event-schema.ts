@@ -134,12 +134,10 @@ export function isValidLogInput(input: unknown): boolean {
   const { action, resource, outcome, metadata, actor, error } = input;
   return (
     typeof action === 'string' &&
-    action.length <= MAX_NAME_LENGTH &&
-    ACTION_PATTERN.test(action) &&
+    isName(action, ACTION_PATTERN, validActions) &&
     isObject(resource) &&
     typeof resource.type === 'string' &&
-    resource.type.length <= MAX_NAME_LENGTH &&
-    RESOURCE_TYPE_PATTERN.test(resource.type) &&
+    isName(resource.type, RESOURCE_TYPE_PATTERN, validResourceTypes) &&
     isResourceId(resource.id) &&
     (outcome === undefined || outcome === 'success' || outcome === 'failure') &&
     (metadata === undefined || isObject(metadata)) &&
@@ -147,6 +145,21 @@ export function isValidLogInput(input: unknown): boolean {
       (isObject(actor) && typeof actor.id === 'string' && actor.id.length >= 1 && actor.id.length <= 512)) &&
     (error === undefined || isErrorLike(error))
   );
+}
+
+// An app's actions and resource types are a small vocabulary, written as literals in its code: each one is
+// matched by its pattern once and remembered, not matched again for every event. Bounded: a stream of
+// ever-new names (generated ones) empties the memory and is matched as before.
+const validActions = new Set<string>();
+const validResourceTypes = new Set<string>();
+const MAX_REMEMBERED_NAMES = 1024;
+
+function isName(value: string, pattern: RegExp, valid: Set<string>): boolean {
+  if (valid.has(value)) return true;
+  if (value.length > MAX_NAME_LENGTH || !pattern.test(value)) return false;
+  if (valid.size >= MAX_REMEMBERED_NAMES) valid.clear();
+  valid.add(value);
+  return true;
 }
 
 export function isResourceId(value: unknown): boolean {
