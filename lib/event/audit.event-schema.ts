@@ -193,10 +193,10 @@ function collect(errors: ValidationError[], prefix = ''): string[] {
 /** The problems of an `@Audit()` declaration, checked when the class is defined. */
 export function decoratorIssues(action: unknown, resourceType: unknown, options: unknown): string[] {
   const issues: string[] = [];
-  if (typeof action !== 'string' || action.length > MAX_NAME_LENGTH || !ACTION_PATTERN.test(action)) {
+  if (typeof action !== 'string' || !isName(action, ACTION_PATTERN, validActions)) {
     issues.push(`action: must be lower case and dot-separated, like 'document.share', got ${JSON.stringify(action)}`);
   }
-  if (typeof resourceType !== 'string' || resourceType.length > MAX_NAME_LENGTH || !RESOURCE_TYPE_PATTERN.test(resourceType)) {
+  if (typeof resourceType !== 'string' || !isName(resourceType, RESOURCE_TYPE_PATTERN, validResourceTypes)) {
     issues.push(`resourceType: must be lower case, like 'document', got ${JSON.stringify(resourceType)}`);
   }
   if (options !== undefined) {
