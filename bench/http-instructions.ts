@@ -14,11 +14,12 @@
 // built package (built first, as `npm run bench` does). Runs up to one valgrind per core at a time. `--quick` (CI)
 // counts a few hundred requests: it checks that the tool works, and its counts mean nothing.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { callgrindArgs, callgrindControl, dumpAndRead, eachOnCores, requireCallgrind } from './callgrind.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const arg = (name: string, fallback: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
@@ -29,12 +30,7 @@ const quick = process.argv.includes('--quick');
 const warmup = Number(arg('warmup', quick ? '300' : '20000'));
 const requests = Number(arg('requests', quick ? '300' : '5000'));
 
-for (const tool of ['valgrind', 'callgrind_control']) {
-  if (spawnSync(tool, ['--version']).error) {
-    console.log(`${tool} is not on the PATH (Debian: apt-get install -y valgrind)`);
-    process.exit(process.env.CI === 'true' ? 1 : 0);
-  }
-}
+requireCallgrind();
 
 interface Count {
   variant: string;
@@ -72,41 +68,11 @@ async function load(port: number, n: number): Promise<void> {
   }
 }
 
-function callgrindControl(command: '-z' | '-d', pid: number): void {
-  const run = spawnSync('callgrind_control', [command, String(pid)], { encoding: 'utf8' });
-  if (run.status !== 0) throw new Error(`callgrind_control ${command} ${pid} failed: ${run.stderr}`);
-}
-
-/** The instructions of the first dump, per thread file (`-01` is the main thread). */
-function readDump(dir: string, pid: number): { main: number; all: number } {
-  let main = 0;
-  let all = 0;
-  for (const file of readdirSync(dir).filter((f) => f.startsWith(`cg.${pid}.1-`))) {
-    const summary = /^summary:\s+(\d+)/m.exec(readFileSync(join(dir, file), 'utf8'));
-    const count = summary ? Number(summary[1]) : 0;
-    all += count;
-    if (file.endsWith('-01')) main = count;
-  }
-  if (main === 0) throw new Error(`no callgrind dump of pid ${pid} in ${dir}`);
-  return { main, all };
-}
-
 async function count(variant: string): Promise<Count> {
   const dir = mkdtempSync(join(tmpdir(), 'nestjs-audit-callgrind-'));
   const child: ChildProcess = spawn(
     'valgrind',
-    [
-      '--tool=callgrind',
-      '--smc-check=all-non-file', // V8 writes and patches its machine code at run time
-      '--separate-threads=yes',
-      '--dump-instr=no',
-      `--callgrind-out-file=${join(dir, 'cg.%p')}`,
-      node,
-      '--disable-warning=ExperimentalWarning',
-      '--import',
-      './scripts/register-ts.mjs',
-      join(root, 'bench/http/server.ts'),
-    ],
+    callgrindArgs(dir, [node, '--disable-warning=ExperimentalWarning', '--import', './scripts/register-ts.mjs', join(root, 'bench/http/server.ts')]),
     { cwd: root, env: { ...process.env, BENCH_VARIANT: variant, BENCH_ADAPTER: adapter }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let stderr = '';
@@ -128,17 +94,8 @@ async function count(variant: string): Promise<Count> {
     await load(port, warmup);
     callgrindControl('-z', child.pid!);
     await load(port, requests);
-    callgrindControl('-d', child.pid!);
-    // valgrind writes the dump when it next polls for commands: wait for its files.
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const { main, all } = readDump(dir, child.pid!);
-        return { variant, main: main / requests, all: all / requests };
-      } catch (error) {
-        if (attempt >= 100) throw error;
-        await new Promise((resolve) => setTimeout(resolve, 200));
-      }
-    }
+    const { main, all } = await dumpAndRead(dir, child.pid!);
+    return { variant, main: main / requests, all: all / requests };
   } finally {
     child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
@@ -148,14 +105,7 @@ async function count(variant: string): Promise<Count> {
 execFileSync('npm', ['run', 'build'], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
 const version = spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim();
 console.log(`callgrind: ${variants.join(', ')} on ${adapter}, Node ${version}, ${warmup} warm-up then ${requests} counted requests`);
-const results: Count[] = [];
-const queue = [...variants];
-await Promise.all(
-  Array.from({ length: Math.max(1, Math.min(cpus().length, variants.length)) }, async () => {
-    for (let variant = queue.shift(); variant; variant = queue.shift()) results.push(await count(variant));
-  }),
-);
-results.sort((a, b) => variants.indexOf(a.variant) - variants.indexOf(b.variant));
+const results = await eachOnCores(variants, cpus().length, count);
 const bare = results.find((r) => r.variant === 'bare');
 console.log('| variant | main thread, instructions/request | vs bare | all threads | vs bare |');
 console.log('|---|---|---|---|---|');

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
+import { eventOf, metadata, prebuilt, requestContext } from './events.js';
 import { interleave, options, printTable, QUICK, ratio, type RatioRow } from './harness.js';
 import { isValidLogInput } from '../lib/event/audit.event-schema.js';
 import { uuidv7 } from '../lib/event/uuid7.js';
@@ -14,7 +15,6 @@ import { uuidv7 } from '../lib/event/uuid7.js';
 // The built package, as users run it (bench/run.mjs builds first).
 const lib = (await import(new URL('../dist/esm/index.js', import.meta.url).href)) as typeof import('../lib/index.js');
 const { AuditContext, AuditModule, AuditService, AuditTransport, BatchingAuditTransport, FileAuditSink } = lib;
-type AuditEvent = import('../lib/index.js').AuditEvent;
 
 const dir = mkdtempSync(join(tmpdir(), 'nestjs-audit-bench-loggers-'));
 let sunk: unknown;
@@ -23,20 +23,6 @@ const noop = (value: unknown) => {
 };
 const noopSink = { write: () => Promise.resolve() };
 
-// The guide's share metadata: five fields.
-const metadata = (i: number) => ({ shared_with: 'bob@example.com', permission: 'read', document_id: `doc-${i}`, size: i, public: false });
-const eventOf = (i: number): AuditEvent => ({
-  id: `01a21b1c-475c-7146-83c6-${String(i).padStart(12, '0')}`,
-  timestamp: '2026-11-27T03:46:07.836Z',
-  action: 'document.share',
-  outcome: 'success',
-  actor: { id: 'u-alice', type: 'user', ip: '127.0.0.1', user_agent: 'curl/8.5.0' },
-  resource: { type: 'document', id: `doc-${i}` },
-  metadata: metadata(i),
-  context: { request_id: '1b650cbf-01ce-4c11-9bb7-9ad50cb72928', method: 'POST', route: '/documents/:id/share', path: `/documents/doc-${i}/share` },
-});
-// Prebuilt events, reused in turn, so that throughput rows time the batcher and not the building.
-const prebuilt = Array.from({ length: 4096 }, (_, i) => eventOf(i));
 
 // OpenTelemetry's logs SDK (the 0.x line that installs on Node 20): BatchLogRecordProcessor, no-op exporter.
 let otelEmitted = 0;
@@ -78,7 +64,6 @@ const fileTransport = new BatchingAuditTransport({ sink: new FileAuditSink({ pat
 
 const rows: RatioRow[] = [];
 const floorQueue: unknown[] = [];
-const requestContext = { actor: { id: 'u-alice', type: 'user' as const, ip: '127.0.0.1' }, request_id: '1b650cbf-01ce-4c11-9bb7-9ad50cb72928' };
 
 // 1 and 2a: what the caller waits for, per call (the harness yields every 256 calls so batches drain).
 // Inside one request context, entered once, as a handler's calls are.

@@ -6,6 +6,7 @@ import { AuditContext, AuditModule, AuditService, AuditTransport, type AuditEven
 import { AuditRedactor } from '../lib/event/audit.redaction.js';
 import { DEFAULT_SNAPSHOT_LIMITS, snapshotMetadata } from '../lib/event/audit.snapshot.js';
 import { eventJson, eventJsonBytes, toEventLine } from '../lib/sinks/event-line.js';
+import { metadata } from './events.js';
 import { interleave, options, printTable, ratio } from './harness.js';
 
 class NoopTransport extends AuditTransport {
@@ -18,7 +19,6 @@ class NoopTransport extends AuditTransport {
   }
 }
 
-const metadata = (i: number) => ({ shared_with: 'bob@example.com', permission: 'read', document_id: `doc-${i}`, size: i, public: false });
 const hostile = (i: number) => ({ note: `Authorization: Bearer abc${i}.def.ghi`, nested: { password: 'x', list: [1, 2, { token: 't' }] }, when: new Date(0), big: 10n, i });
 let sink: unknown;
 const noop = (value: unknown) => {

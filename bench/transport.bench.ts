@@ -2,6 +2,7 @@
 // Run with --expose-gc (bench/run.mjs does).
 import 'reflect-metadata';
 import { Test } from '@nestjs/testing';
+import { metadata } from './events.js';
 import { median, printTable, QUICK, rowOf, sleep, type RatioRow } from './harness.js';
 
 // The built package, as users run it (bench/run.mjs builds first).
@@ -18,7 +19,6 @@ const heap = () => {
   return process.memoryUsage().heapUsed;
 };
 const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
-const metadata = (i: number) => ({ shared_with: 'bob@example.com', permission: 'read', document_id: `doc-${i}`, size: i, public: false });
 const requestContext = { actor: { id: 'u-alice', type: 'user' as const, ip: '127.0.0.1', user_agent: 'curl/8.5.0' }, request_id: 'req-1' };
 
 async function app(sink: AuditSink, options: Record<string, unknown> = {}) {

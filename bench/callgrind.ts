@@ -1,0 +1,72 @@
+// What the instruction-count tools share: valgrind's callgrind on a Node process, reset after a warm-up and
+// dumped after the counted part (callgrind_control), read per thread.
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** Exits (failing in CI) when valgrind's tools are not on the PATH. */
+export function requireCallgrind(): void {
+  for (const tool of ['valgrind', 'callgrind_control']) {
+    if (spawnSync(tool, ['--version']).error) {
+      console.log(`${tool} is not on the PATH (Debian: apt-get install -y valgrind)`);
+      process.exit(process.env.CI === 'true' ? 1 : 0);
+    }
+  }
+}
+
+/** valgrind's arguments to count `command` into `dir`, one file per thread. */
+export function callgrindArgs(dir: string, command: string[]): string[] {
+  return [
+    '--tool=callgrind',
+    '--smc-check=all-non-file', // V8 writes and patches its machine code at run time
+    '--separate-threads=yes',
+    '--dump-instr=no',
+    `--callgrind-out-file=${join(dir, 'cg.%p')}`,
+    ...command,
+  ];
+}
+
+/** `-z` zeroes the counters, `-d` dumps them. */
+export function callgrindControl(command: '-z' | '-d', pid: number): void {
+  const run = spawnSync('callgrind_control', [command, String(pid)], { encoding: 'utf8' });
+  if (run.status !== 0) throw new Error(`callgrind_control ${command} ${pid} failed: ${run.stderr}`);
+}
+
+/** The instructions of the first dump, per thread file (`-01` is the main thread). */
+function readDump(dir: string, pid: number): { main: number; all: number } {
+  let main = 0;
+  let all = 0;
+  for (const file of readdirSync(dir).filter((f) => f.startsWith(`cg.${pid}.1-`))) {
+    const summary = /^summary:\s+(\d+)/m.exec(readFileSync(join(dir, file), 'utf8'));
+    const count = summary ? Number(summary[1]) : 0;
+    all += count;
+    if (file.endsWith('-01')) main = count;
+  }
+  if (main === 0) throw new Error(`no callgrind dump of pid ${pid} in ${dir}`);
+  return { main, all };
+}
+
+/** Asks for the dump and waits for valgrind to write it (it does when it next polls for commands). */
+export async function dumpAndRead(dir: string, pid: number): Promise<{ main: number; all: number }> {
+  callgrindControl('-d', pid);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return readDump(dir, pid);
+    } catch (error) {
+      if (attempt >= 100) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+}
+
+/** Runs `count` for each of `items`, up to one valgrind per core at a time, results in the items' order. */
+export async function eachOnCores<T, R>(items: T[], cores: number, count: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Map<T, R>();
+  const queue = [...items];
+  await Promise.all(
+    Array.from({ length: Math.max(1, Math.min(cores, items.length)) }, async () => {
+      for (let item = queue.shift(); item !== undefined; item = queue.shift()) results.set(item, await count(item));
+    }),
+  );
+  return items.map((item) => results.get(item)!);
+}

@@ -1,0 +1,27 @@
+// The events and metadata the per-event benchmarks share: the timed rows (loggers.bench.ts) and their
+// instruction counts (event-instructions.ts) measure the same work.
+import type { AuditEvent } from '../lib/index.js';
+
+/** The guide's share metadata: five fields. */
+export const metadata = (i: number) => ({ shared_with: 'bob@example.com', permission: 'read', document_id: `doc-${i}`, size: i, public: false });
+
+/** A complete event as `AuditService.log()` would make it in a request. */
+export const eventOf = (i: number): AuditEvent => ({
+  id: `01a21b1c-475c-7146-83c6-${String(i).padStart(12, '0')}`,
+  timestamp: '2026-11-27T03:46:07.836Z',
+  action: 'document.share',
+  outcome: 'success',
+  actor: { id: 'u-alice', type: 'user', ip: '127.0.0.1', user_agent: 'curl/8.5.0' },
+  resource: { type: 'document', id: `doc-${i}` },
+  metadata: metadata(i),
+  context: { request_id: '1b650cbf-01ce-4c11-9bb7-9ad50cb72928', method: 'POST', route: '/documents/:id/share', path: `/documents/doc-${i}/share` },
+});
+
+/** Prebuilt events, reused in turn, so that throughput rows time the batcher and not the building. */
+export const prebuilt = Array.from({ length: 4096 }, (_, i) => eventOf(i));
+
+/** The request context a handler's `log()` calls run in. */
+export const requestContext = { actor: { id: 'u-alice', type: 'user' as const, ip: '127.0.0.1' }, request_id: '1b650cbf-01ce-4c11-9bb7-9ad50cb72928' };
+
+/** A `log()` input of the share action. */
+export const shareInput = (i: number) => ({ action: 'document.share', resource: { type: 'document', id: `doc-${i}` }, metadata: metadata(i) });
