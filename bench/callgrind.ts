@@ -70,3 +70,60 @@ export async function eachOnCores<T, R>(items: T[], cores: number, count: (item:
   );
   return items.map((item) => results.get(item)!);
 }
+
+/**
+ * Self instructions by function in the main thread's first dump. Machine code V8 made at run time has no
+ * symbol for valgrind: it is named from the perf map that `node --perf-basic-prof` writes (`/tmp/perf-<pid>.map`),
+ * which can misname code that moved or was freed; the native parts (V8's builtins, the C library) are named
+ * by valgrind itself.
+ */
+export function selfByFunction(dir: string, pid: number, perfMap: string): Map<string, number> {
+  const ranges: [number, number, string][] = [];
+  for (const line of readFileSync(perfMap, 'utf8').split('\n')) {
+    const match = /^([0-9a-f]+) ([0-9a-f]+) (.*)$/.exec(line);
+    if (match) ranges.push([parseInt(match[1], 16), parseInt(match[2], 16), match[3].replace(/file:\/\/\/[^ ]*?\/(dist|bench|node_modules)\//, '$1/')]);
+  }
+  ranges.sort((a, b) => a[0] - b[0]);
+  const jitName = (address: number): string => {
+    let lo = 0;
+    let hi = ranges.length - 1;
+    let found: [number, number, string] | undefined;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (ranges[mid][0] <= address) {
+        found = ranges[mid];
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    return found && address < found[0] + found[1] ? found[2] : '(unnamed JIT code)';
+  };
+  const names = new Map<string, string>();
+  const self = new Map<string, number>();
+  let fn = '?';
+  let callCost = false;
+  for (const line of readFileSync(join(dir, `cg.${pid}.1-01`), 'utf8').split('\n')) {
+    // Names are given once, as `(id) name`, then by `(id)` alone.
+    const named = /^(c?fn)=\((\d+)\)(?: (.*))?$/.exec(line);
+    if (named) {
+      if (named[3] !== undefined) {
+        // Recursive calls are counted apart, as `name'2`, `name'3`…: merged here.
+        const name = named[3].replace(/'\d+$/, '');
+        names.set(named[2], /^0x[0-9a-f]+$/.test(name) ? jitName(parseInt(name, 16)) : name);
+      }
+      if (named[1] === 'fn') fn = names.get(named[2]) ?? '?';
+      continue;
+    }
+    if (line.startsWith('calls=')) {
+      callCost = true; // the next cost line is the callee's, inclusive: not this function's own
+      continue;
+    }
+    const cost = /^(?:[+-]?\d+|\*)\s+(\d+)$/.exec(line);
+    if (!cost) continue;
+    if (callCost) {
+      callCost = false;
+      continue;
+    }
+    self.set(fn, (self.get(fn) ?? 0) + Number(cost[1]));
+  }
+  return self;
+}

@@ -5,19 +5,21 @@
 // OpenTelemetry's emit() 25 078 and 26 302, the batcher 13 914 and 13 891: within ±5 %).
 //
 //   npm run bench:event-instructions -- [--workloads=log,log+deliver] [--node=/path/to/node]
-//        [--warmup=30000] [--count=60000] [--dist=/path/to/other/dist/esm] [--quick]
+//        [--warmup=30000] [--count=60000] [--dist=/path/to/other/dist/esm] [--top=30] [--quick]
 //
 // Each workload (bench/event-work.ts) runs in a process of its own; the counters are zeroed after its warm-up
 // and read after its counted operations and everything they started (batches delivered, records exported).
 // Main-thread instructions per operation; the all-threads figure adds the compiler's and the GC's helpers.
 // `--dist` counts another build (a worktree's `dist/esm`) for an A/B. `--quick` (CI) counts a few hundred
-// operations of each: it checks that the tool works, and its counts mean nothing.
+// operations of each: it checks that the tool works, and its counts mean nothing. `--top=N` also prints each
+// workload's N costliest functions by their own instructions per operation (node runs with --perf-basic-prof,
+// which itself adds a few percent: the totals of such a run are not comparable with those of a run without it).
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { callgrindArgs, callgrindControl, dumpAndRead, eachOnCores, requireCallgrind } from './callgrind.js';
+import { callgrindArgs, callgrindControl, dumpAndRead, eachOnCores, requireCallgrind, selfByFunction } from './callgrind.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const arg = (name: string, fallback: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
@@ -32,6 +34,7 @@ const node = arg('node', process.execPath);
 const warmup = Number(arg('warmup', quick ? '300' : '30000'));
 const count = Number(arg('count', quick ? '300' : '60000'));
 const dist = process.argv.some((a) => a.startsWith('--dist=')) ? arg('dist', '') : undefined;
+const top = Number(arg('top', '0'));
 
 requireCallgrind();
 
@@ -39,6 +42,8 @@ interface Count {
   workload: string;
   main: number;
   all: number;
+  /** With --top: the costliest functions, own instructions per operation. */
+  functions?: [string, number][];
 }
 
 /** Resolves on the child's next line of output that is `expected`; rejects if it exits first. */
@@ -61,7 +66,7 @@ function lineFrom(child: ChildProcess, expected: string, what: () => string): Pr
 
 async function countOf(workload: string): Promise<Count> {
   const dir = mkdtempSync(join(tmpdir(), 'nestjs-audit-callgrind-'));
-  const command = [node, '--disable-warning=ExperimentalWarning', '--import', './scripts/register-ts.mjs', join(root, 'bench/event-work.ts'), workload, String(warmup), String(count)];
+  const command = [node, ...(top > 0 ? ['--perf-basic-prof'] : []), '--disable-warning=ExperimentalWarning', '--import', './scripts/register-ts.mjs', join(root, 'bench/event-work.ts'), workload, String(warmup), String(count)];
   const child: ChildProcess = spawn('valgrind', callgrindArgs(dir, command), {
     cwd: root,
     env: dist ? { ...process.env, BENCH_DIST: dist } : process.env,
@@ -76,12 +81,17 @@ async function countOf(workload: string): Promise<Count> {
     child.stdin!.write('\n');
     await done;
     const { main, all } = await dumpAndRead(dir, child.pid!);
-    return { workload, main: main / count, all: all / count };
+    const functions =
+      top > 0
+        ? [...selfByFunction(dir, child.pid!, `/tmp/perf-${child.pid}.map`)].sort((a, b) => b[1] - a[1]).slice(0, top).map(([name, n]): [string, number] => [name, n / count])
+        : undefined;
+    return { workload, main: main / count, all: all / count, functions };
   } catch (error) {
     throw new Error(`workload ${workload}: ${(error as Error).message}`);
   } finally {
     child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
+    if (top > 0) rmSync(`/tmp/perf-${child.pid}.map`, { force: true });
   }
 }
 
@@ -92,3 +102,8 @@ const results = await eachOnCores(workloads, cpus().length, countOf);
 console.log('| workload | main thread, instructions/op | all threads |');
 console.log('|---|---|---|');
 for (const r of results) console.log(`| ${r.workload} | ${Math.round(r.main)} | ${Math.round(r.all)} |`);
+for (const r of results) {
+  if (!r.functions) continue;
+  console.log(`\n${r.workload}: own instructions per operation, costliest first (of ${Math.round(r.main)})`);
+  for (const [name, n] of r.functions) console.log(`${String(Math.round(n)).padStart(8)}  ${(100 * n / r.main).toFixed(1).padStart(5)} %  ${name}`);
+}
