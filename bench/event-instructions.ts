@@ -85,6 +85,7 @@ async function countOf(workload: string): Promise<Count> {
       top > 0
         ? [...selfByFunction(dir, child.pid!, `/tmp/perf-${child.pid}.map`)].sort((a, b) => b[1] - a[1]).slice(0, top).map(([name, n]): [string, number] => [name, n / count])
         : undefined;
+    if (functions?.length === 0) throw new Error('--top: the dump names no function');
     return { workload, main: main / count, all: all / count, functions };
   } catch (error) {
     throw new Error(`workload ${workload}: ${(error as Error).message}`);

@@ -11,7 +11,7 @@ import { BatchLogRecordProcessor, LoggerProvider } from '@opentelemetry/sdk-logs
 import { Test } from '@nestjs/testing';
 import { createInterface } from 'node:readline';
 import pino from 'pino';
-import { eventOf, prebuilt, requestContext, shareInput } from './events.js';
+import { eventOf, floorOf, prebuilt, requestContext, shareInput } from './events.js';
 
 // The built package (bench/event-instructions.ts builds first); BENCH_DIST points at another build to compare.
 const distRoot = process.env.BENCH_DIST ? new URL(`file://${process.env.BENCH_DIST.replace(/\/?$/, '/')}`) : new URL('../dist/esm/', import.meta.url);
@@ -81,17 +81,7 @@ const workloads: Record<string, () => Promise<Workload>> = {
   floor: async () => {
     const { isValidLogInput } = (await import(dist('event/audit.event-schema.js'))) as typeof import('../lib/event/audit.event-schema.js');
     const { uuidv7 } = (await import(dist('event/uuid7.js'))) as typeof import('../lib/event/uuid7.js');
-    const queue: unknown[] = [];
-    return {
-      op: (i) => {
-        const input = shareInput(i);
-        if (!isValidLogInput(input)) throw new Error('invalid');
-        const copy: Record<string, unknown> = {};
-        for (const key in input.metadata) copy[key] = (input.metadata as Record<string, unknown>)[key];
-        queue.push({ id: uuidv7(), at: Date.now(), action: input.action, resource: { type: input.resource.type, id: input.resource.id }, metadata: copy });
-        if (queue.length >= 4096) queue.length = 0;
-      },
-    };
+    return { op: floorOf(isValidLogInput, () => uuidv7()) };
   },
   'pino→/dev/null': async () => {
     const destination = pino.destination({ dest: '/dev/null', sync: false });

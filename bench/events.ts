@@ -25,3 +25,20 @@ export const requestContext = { actor: { id: 'u-alice', type: 'user' as const, i
 
 /** A `log()` input of the share action. */
 export const shareInput = (i: number) => ({ action: 'document.share', resource: { type: 'document', id: `doc-${i}` }, metadata: metadata(i) });
+
+/**
+ * The 2a floor: the least a `log()` keeping its contract could do before it returns — check the input (it throws
+ * on bad input), make the id it returns, copy the metadata (a later change by the caller must not show), queue the
+ * copy. Given the input check and the id maker of the build being measured.
+ */
+export function floorOf(isValidLogInput: (input: unknown) => boolean, uuidv7: () => string): (i: number) => void {
+  const queue: unknown[] = [];
+  return (i) => {
+    const input = shareInput(i);
+    if (!isValidLogInput(input)) throw new Error('invalid');
+    const copy: Record<string, unknown> = {};
+    for (const key in input.metadata) copy[key] = (input.metadata as Record<string, unknown>)[key];
+    queue.push({ id: uuidv7(), at: Date.now(), action: input.action, resource: { type: input.resource.type, id: input.resource.id }, metadata: copy });
+    if (queue.length >= 4096) queue.length = 0;
+  };
+}

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { eventOf, metadata, prebuilt, requestContext } from './events.js';
+import { eventOf, floorOf, metadata, prebuilt, requestContext, shareInput } from './events.js';
 import { interleave, options, printTable, QUICK, ratio, type RatioRow } from './harness.js';
 import { isValidLogInput } from '../lib/event/audit.event-schema.js';
 import { uuidv7 } from '../lib/event/uuid7.js';
@@ -22,7 +22,6 @@ const noop = (value: unknown) => {
   sunk = value;
 };
 const noopSink = { write: () => Promise.resolve() };
-
 
 // OpenTelemetry's logs SDK (the 0.x line that installs on Node 20): BatchLogRecordProcessor, no-op exporter.
 let otelEmitted = 0;
@@ -63,7 +62,6 @@ const bareTransport = new BatchingAuditTransport({ sink: noopSink, maxBatchSize:
 const fileTransport = new BatchingAuditTransport({ sink: new FileAuditSink({ path: join(dir, 'transport.jsonl') }), maxBatchSize: THROUGHPUT_BATCH, ...THROUGHPUT_QUEUE });
 
 const rows: RatioRow[] = [];
-const floorQueue: unknown[] = [];
 
 // 1 and 2a: what the caller waits for, per call (the harness yields every 256 calls so batches drain).
 // Inside one request context, entered once, as a handler's calls are.
@@ -74,21 +72,10 @@ const perCall = await AuditContext.run(requestContext, () =>
       { name: 'build event + send()', run: (i) => defaultTransport.send(eventOf(i)) },
       {
         name: 'AuditService.log()',
-        run: (i) => withNoopSink.audit.log({ action: 'document.share', resource: { type: 'document', id: `doc-${i}` }, metadata: metadata(i) }),
+        run: (i) => withNoopSink.audit.log(shareInput(i)),
       },
-      {
-        // What any log() keeping its contract must do before it returns: check the input (it throws on bad input),
-        // make the id it returns, copy the metadata (a later change by the caller must not show), queue the copy.
-        name: 'floor: validate + id + copy + push',
-        run: (i) => {
-          const input = { action: 'document.share', resource: { type: 'document', id: `doc-${i}` }, metadata: metadata(i) };
-          if (!isValidLogInput(input)) throw new Error('invalid');
-          const copy: Record<string, unknown> = {};
-          for (const key in input.metadata) copy[key] = (input.metadata as Record<string, unknown>)[key];
-          floorQueue.push({ id: uuidv7(), at: Date.now(), action: input.action, resource: { type: input.resource.type, id: input.resource.id }, metadata: copy });
-          if (floorQueue.length >= 4096) floorQueue.length = 0;
-        },
-      },
+      // What any log() keeping its contract must do before it returns (bench/events.ts).
+      { name: 'floor: validate + id + copy + push', run: floorOf(isValidLogInput, () => uuidv7()) },
       { name: 'pino.info() → /dev/null', run: (i) => pinoNull.info(metadata(i)) },
       { name: 'OpenTelemetry logger.emit()', run: (i) => otel.emit({ body: 'document.share', attributes: metadata(i) }) },
     ],
@@ -136,7 +123,7 @@ const whole = await AuditContext.run(requestContext, () =>
         // 2b: everything an event costs: capture, the batch's serialization and the file write.
         name: 'AuditService.log() → FileAuditSink',
         run: async (n) => {
-          await loop(n, (i) => withFileSink.audit.log({ action: 'document.share', resource: { type: 'document', id: `doc-${i}` }, metadata: metadata(i) }));
+          await loop(n, (i) => withFileSink.audit.log(shareInput(i)));
           await withFileSink.audit.flush();
         },
       },
