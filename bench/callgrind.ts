@@ -127,3 +127,25 @@ export function selfByFunction(dir: string, pid: number, perfMap: string): Map<s
   }
   return self;
 }
+
+/**
+ * The `n` costliest functions of the main thread's first dump by their own instructions, per operation
+ * (`per` operations were counted), named with the perf map of `node --perf-basic-prof`.
+ * Throws when the dump names no function.
+ */
+export function topFunctions(dir: string, pid: number, per: number, n: number): [string, number][] {
+  const functions = [...selfByFunction(dir, pid, perfMapOf(pid))].sort((a, b) => b[1] - a[1]).slice(0, n).map(([name, own]): [string, number] => [name, own / per]);
+  if (functions.length === 0) throw new Error('--top: the dump names no function');
+  return functions;
+}
+
+/** Where `node --perf-basic-prof` of process `pid` writes its perf map (the caller removes it when done). */
+export function perfMapOf(pid: number): string {
+  return `/tmp/perf-${pid}.map`;
+}
+
+/** Prints what topFunctions() found, each with its share of `total` instructions per operation. */
+export function printTop(label: string, functions: [string, number][], total: number): void {
+  console.log(`\n${label}: own instructions per operation, costliest first (of ${Math.round(total)})`);
+  for (const [name, own] of functions) console.log(`${String(Math.round(own)).padStart(8)}  ${((100 * own) / total).toFixed(1).padStart(5)} %  ${name}`);
+}

@@ -19,7 +19,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { callgrindArgs, callgrindControl, dumpAndRead, eachOnCores, requireCallgrind, selfByFunction } from './callgrind.js';
+import { callgrindArgs, callgrindControl, dumpAndRead, eachOnCores, perfMapOf, printTop, requireCallgrind, topFunctions } from './callgrind.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const arg = (name: string, fallback: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
@@ -81,18 +81,14 @@ async function countOf(workload: string): Promise<Count> {
     child.stdin!.write('\n');
     await done;
     const { main, all } = await dumpAndRead(dir, child.pid!);
-    const functions =
-      top > 0
-        ? [...selfByFunction(dir, child.pid!, `/tmp/perf-${child.pid}.map`)].sort((a, b) => b[1] - a[1]).slice(0, top).map(([name, n]): [string, number] => [name, n / count])
-        : undefined;
-    if (functions?.length === 0) throw new Error('--top: the dump names no function');
+    const functions = top > 0 ? topFunctions(dir, child.pid!, count, top) : undefined;
     return { workload, main: main / count, all: all / count, functions };
   } catch (error) {
     throw new Error(`workload ${workload}: ${(error as Error).message}`);
   } finally {
     child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
-    if (top > 0) rmSync(`/tmp/perf-${child.pid}.map`, { force: true });
+    if (top > 0) rmSync(perfMapOf(child.pid!), { force: true });
   }
 }
 
@@ -103,8 +99,4 @@ const results = await eachOnCores(workloads, cpus().length, countOf);
 console.log('| workload | main thread, instructions/op | all threads |');
 console.log('|---|---|---|');
 for (const r of results) console.log(`| ${r.workload} | ${Math.round(r.main)} | ${Math.round(r.all)} |`);
-for (const r of results) {
-  if (!r.functions) continue;
-  console.log(`\n${r.workload}: own instructions per operation, costliest first (of ${Math.round(r.main)})`);
-  for (const [name, n] of r.functions) console.log(`${String(Math.round(n)).padStart(8)}  ${(100 * n / r.main).toFixed(1).padStart(5)} %  ${name}`);
-}
+for (const r of results) if (r.functions) printTop(r.workload, r.functions, r.main);

@@ -8,18 +8,19 @@
 // in it), under valgrind (about 50× slower), after a warm-up that lets the JIT settle.
 //
 //   npm run bench:instructions -- [--adapter=fastify] [--variants=bare,audited] [--node=/path/to/node]
-//        [--warmup=20000] [--requests=5000] [--quick]
+//        [--warmup=20000] [--requests=5000] [--top=30] [--quick]
 //
 // Variants are bench/http/server.ts's (bare, als, hooks, build, noop-sink, json-noop, noals, audited, …), of the
 // built package (built first, as `npm run bench` does). Runs up to one valgrind per core at a time. `--quick` (CI)
-// counts a few hundred requests: it checks that the tool works, and its counts mean nothing.
+// counts a few hundred requests: it checks that the tool works, and its counts mean nothing. `--top=N` also prints
+// each variant's N costliest functions by their own instructions per request (as bench:event-instructions does).
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { callgrindArgs, callgrindControl, dumpAndRead, eachOnCores, requireCallgrind } from './callgrind.js';
+import { callgrindArgs, callgrindControl, dumpAndRead, eachOnCores, perfMapOf, printTop, requireCallgrind, topFunctions } from './callgrind.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const arg = (name: string, fallback: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;
@@ -29,6 +30,7 @@ const node = arg('node', process.execPath);
 const quick = process.argv.includes('--quick');
 const warmup = Number(arg('warmup', quick ? '300' : '20000'));
 const requests = Number(arg('requests', quick ? '300' : '5000'));
+const top = Number(arg('top', '0'));
 
 requireCallgrind();
 
@@ -36,6 +38,8 @@ interface Count {
   variant: string;
   main: number;
   all: number;
+  /** With --top: the costliest functions, own instructions per request. */
+  functions?: [string, number][];
 }
 
 /** `n` POSTs of the benchmark's body over 10 keep-alive connections; rejects on any failed request. */
@@ -72,7 +76,7 @@ async function count(variant: string): Promise<Count> {
   const dir = mkdtempSync(join(tmpdir(), 'nestjs-audit-callgrind-'));
   const child: ChildProcess = spawn(
     'valgrind',
-    callgrindArgs(dir, [node, '--disable-warning=ExperimentalWarning', '--import', './scripts/register-ts.mjs', join(root, 'bench/http/server.ts')]),
+    callgrindArgs(dir, [node, ...(top > 0 ? ['--perf-basic-prof'] : []), '--disable-warning=ExperimentalWarning', '--import', './scripts/register-ts.mjs', join(root, 'bench/http/server.ts')]),
     { cwd: root, env: { ...process.env, BENCH_VARIANT: variant, BENCH_ADAPTER: adapter }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let stderr = '';
@@ -95,10 +99,12 @@ async function count(variant: string): Promise<Count> {
     callgrindControl('-z', child.pid!);
     await load(port, requests);
     const { main, all } = await dumpAndRead(dir, child.pid!);
-    return { variant, main: main / requests, all: all / requests };
+    const functions = top > 0 ? topFunctions(dir, child.pid!, requests, top) : undefined;
+    return { variant, main: main / requests, all: all / requests, functions };
   } finally {
     child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
+    if (top > 0) rmSync(perfMapOf(child.pid!), { force: true });
   }
 }
 
@@ -113,3 +119,4 @@ for (const r of results) {
   const vs = (value: number, base: number | undefined) => (base ? (value / base).toFixed(3) : '');
   console.log(`| ${r.variant} | ${Math.round(r.main)} | ${vs(r.main, bare?.main)} | ${Math.round(r.all)} | ${vs(r.all, bare?.all)} |`);
 }
+for (const r of results) if (r.functions) printTop(r.variant, r.functions, r.main);
