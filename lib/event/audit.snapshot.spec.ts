@@ -224,6 +224,22 @@ describe('snapshot limits', () => {
     }
   });
 
+  it('sizes short strings exactly whatever their characters, and still scrubs a short one a secret rule matches', () => {
+    const redactor = new AuditRedactor();
+    // What the snapshot counts beyond the JSON's size (its fixed reserve) is the same for every value.
+    const slack = (value: string) => {
+      const result = snapshotMetadata({ k: value }, DEFAULT_SNAPSHOT_LIMITS, redactor);
+      return result.bytes - Buffer.byteLength(JSON.stringify(result.value));
+    };
+    const plain = slack('xxxxxxx');
+    for (const char of [' ', '"', '\\', '=', ':', '%', 'é', '\n', '\u0001', '\u007f', '~', '😀']) {
+      for (const length of [1, 6, 12, 13]) {
+        expect({ char, length, slack: slack('x'.repeat(length - 1) + char) }).toEqual({ char, length, slack: plain });
+      }
+    }
+    expect(snapshotMetadata({ k: 'token=ab12c' }, DEFAULT_SNAPSHOT_LIMITS, redactor).value).toEqual({ k: `token=${REDACTED}` });
+  });
+
   it('applies custom depth, key, item and string limits', () => {
     const limits = { maxDepth: 2, maxKeys: 3, maxArrayItems: 2, maxStringLength: 16, maxBytes: 32 * 1024 };
     const { value, truncated } = snapshotMetadata({ a: { b: { c: 1 } }, d: [1, 2, 3], e: 'x'.repeat(20), f: 1 }, limits);

@@ -604,6 +604,11 @@ class SnapshotState {
   /** A string as recorded: secrets scrubbed (before the cut, so no cut can hide one), then bounded. */
   private string(value: string): string {
     const max = this.limits.maxStringLength;
+    // Most metadata strings are short tokens: one scan instead of the redactor's and then jsonSize()'s.
+    if (this.redactor?.isBare(value) && value.length <= max) {
+      this.size = value.length + 2;
+      return value;
+    }
     let out = value;
     if (this.redactor && !this.redactor.isClean(out)) {
       // Scrub what is kept plus as much again, so a secret that starts before the cut is seen whole.
