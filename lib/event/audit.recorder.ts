@@ -246,7 +246,8 @@ export class AuditRecorder implements AuditEventTarget, OnApplicationShutdown {
       if (http.route?.path) context.route = http.route.path;
       context.path = this.field(http.path.slice(0, MAX_PATH), 'context.path');
     }
-    return Object.keys(context).length > 0 ? context : undefined;
+    // Each field above is set only when it has a value (no array of keys made just to count them).
+    return http || context.request_id !== undefined || context.session_id !== undefined || context.tenant_id !== undefined ? context : undefined;
   }
 
   private addHttpFacts(event: AuditEvent, http: HttpExchange, ending: HttpEnding, failed: boolean, durationMs = elapsed(http)): void {
