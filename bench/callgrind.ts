@@ -144,8 +144,8 @@ export function perfMapOf(pid: number): string {
   return `/tmp/perf-${pid}.map`;
 }
 
-/** Prints what topFunctions() found, each with its share of `total` instructions per operation. */
-export function printTop(label: string, functions: [string, number][], total: number): void {
-  console.log(`\n${label}: own instructions per operation, costliest first (of ${Math.round(total)})`);
+/** Prints what topFunctions() found, each with its share of `total` instructions per `unit` (an operation, a request). */
+export function printTop(label: string, functions: [string, number][], total: number, unit: string): void {
+  console.log(`\n${label}: own instructions per ${unit}, costliest first (of ${Math.round(total)})`);
   for (const [name, own] of functions) console.log(`${String(Math.round(own)).padStart(8)}  ${((100 * own) / total).toFixed(1).padStart(5)} %  ${name}`);
 }

@@ -2,7 +2,9 @@
 // and of the audit's share of an HTTP request, as bench/http-instructions.ts is for the HTTP rows. A development
 // aid, not a goal: a change of a few percent in one of these paths is lost in the timed rows' spread on these
 // shared machines, and is plain here (two runs of one build, Node 24: log() 13 126 and 12 726 instructions,
-// OpenTelemetry's emit() 25 078 and 26 302, the batcher 13 914 and 13 891: within ±5 %).
+// OpenTelemetry's emit() 25 078 and 26 302, the batcher 13 914 and 13 891: within ±5 %). Not everywhere: on
+// another machine log() on Node 20 ranged 13 100–15 400 over 60 000 operations (the GC's marking in or out of the
+// window); an A/B of a few percent takes --count=200000 and two runs each (BENCHMARKS.md).
 //
 //   npm run bench:event-instructions -- [--workloads=log,log+deliver] [--node=/path/to/node]
 //        [--warmup=30000] [--count=60000] [--dist=/path/to/other/dist/esm] [--top=30] [--quick]
@@ -99,4 +101,4 @@ const results = await eachOnCores(workloads, cpus().length, countOf);
 console.log('| workload | main thread, instructions/op | all threads |');
 console.log('|---|---|---|');
 for (const r of results) console.log(`| ${r.workload} | ${Math.round(r.main)} | ${Math.round(r.all)} |`);
-for (const r of results) if (r.functions) printTop(r.workload, r.functions, r.main);
+for (const r of results) if (r.functions) printTop(r.workload, r.functions, r.main, 'operation');

@@ -119,4 +119,4 @@ for (const r of results) {
   const vs = (value: number, base: number | undefined) => (base ? (value / base).toFixed(3) : '');
   console.log(`| ${r.variant} | ${Math.round(r.main)} | ${vs(r.main, bare?.main)} | ${Math.round(r.all)} | ${vs(r.all, bare?.all)} |`);
 }
-for (const r of results) if (r.functions) printTop(r.variant, r.functions, r.main);
+for (const r of results) if (r.functions) printTop(r.variant, r.functions, r.main, 'request');

@@ -84,16 +84,11 @@ function tooPlainForSecrets(text: string): boolean {
 
 /**
  * tooPlainForSecrets(), and written by JSON as it is (no backslash either):
- * one scan tells both that a short token (an id, a verb) holds nothing to
- * redact and that its JSON size is its length + 2.
+ * a short token (an id, a verb) holds nothing to redact and its JSON size is
+ * its length + 2.
  */
 function isBareToken(text: string): boolean {
-  if (text.length >= 13) return false;
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    if (code <= 0x20 || code >= 0x7f || code === 0x3d || code === 0x3a || code === 0x22 || code === 0x25 || code === 0x5c) return false;
-  }
-  return true;
+  return tooPlainForSecrets(text) && !text.includes('\\');
 }
 
 function luhn(digits: string): boolean {
